@@ -1,0 +1,81 @@
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from apps.core.ids import public_id_field
+from apps.core.models import TimeStampedModel
+from apps.core.tenancy import Role, TenantFields, TenantOwnedModel
+from apps.merchants.models import Isv, Merchant
+
+
+class User(AbstractUser):
+    """A person who signs in to the admin. Platform operators are superusers; staff never are."""
+
+
+class Membership(TenantOwnedModel, TimeStampedModel):
+    """A user's role at one ISV (``merchant`` empty) or at one of its merchants. One per user."""
+
+    tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id")
+
+    public_id = public_id_field("mem")
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="membership")
+    isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="memberships")
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        indexes = [models.Index(fields=["isv", "merchant"], name="membership_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_role_display()} at {self.merchant or self.isv}"
+
+    def clean(self) -> None:
+        if self.merchant_id and self.isv_id and self.merchant.isv_id != self.isv_id:
+            raise ValidationError({"merchant": "The merchant belongs to another ISV."})
+
+
+class ApiKey(TenantOwnedModel, TimeStampedModel):
+    """A server credential of an ISV (``merchant`` empty) or of one merchant.
+
+    Only a SHA-256 hash of the secret is stored; ``prefix`` is the visible, unique head of the key by
+    which it is found and recognised in listings.
+    """
+
+    tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id")
+
+    public_id = public_id_field("key")
+    isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="api_keys")
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=20, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        indexes = [models.Index(fields=["isv", "merchant"], name="apikey_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    def clean(self) -> None:
+        if self.merchant_id and self.isv_id and self.merchant.isv_id != self.isv_id:
+            raise ValidationError({"merchant": "The merchant belongs to another ISV."})
+        if self._state.adding and self.expires_at is not None and self.expires_at <= timezone.now():
+            raise ValidationError({"expires_at": "The expiry must be in the future."})

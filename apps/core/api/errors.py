@@ -1,0 +1,130 @@
+"""One error envelope for every API error: ``{"error": {"type", "code", "message", "attr", "request_id"}}``.
+
+DRF's own exceptions, Django's 404, our ``ApplicationError`` family and even unhandled failures (via the
+project's ``handler404``/``handler500`` for ``/api/`` paths) all leave through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from apps.core.errors import ApplicationError, AuthenticationError, PayloadTooLargeError
+from apps.core.middleware import current_request_id
+
+# DRF exception class -> (type, our code) for the errors the framework raises itself.
+_FRAMEWORK_ERRORS: dict[type[exceptions.APIException], tuple[str, str]] = {
+    exceptions.ParseError: ("invalid_request", "request.malformed_body"),
+    exceptions.UnsupportedMediaType: ("invalid_request", "request.unsupported_media_type"),
+    exceptions.NotAuthenticated: ("authentication_error", "auth.missing_credentials"),
+    exceptions.AuthenticationFailed: ("authentication_error", "auth.invalid_credentials"),
+    exceptions.PermissionDenied: ("permission_error", "auth.permission_denied"),
+    exceptions.NotFound: ("not_found", "resource.not_found"),
+    exceptions.MethodNotAllowed: ("invalid_request", "request.method_not_allowed"),
+    exceptions.NotAcceptable: ("invalid_request", "request.not_acceptable"),
+    exceptions.Throttled: ("rate_limit_error", "request.rate_limited"),
+}
+
+
+def error_body(*, type: str, code: str, message: str, attr: str | None = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "type": type,
+            "code": code,
+            "message": message,
+            "attr": attr,
+            "request_id": current_request_id(),
+        }
+    }
+
+
+def _flatten(detail: Any, path: str = "") -> Iterator[tuple[str | None, exceptions.ErrorDetail]]:
+    """Validation details as (dotted field path, error) pairs, in the serializer's field order."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            child = path if key == "non_field_errors" else f"{path}.{key}" if path else str(key)
+            yield from _flatten(value, child)
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list):
+                yield from _flatten(value, f"{path}.{index}" if path else str(index))
+            else:
+                yield path or None, value
+    else:
+        yield path or None, detail
+
+
+def _validation_response(exc: exceptions.ValidationError) -> Response:
+    pairs = list(_flatten(exc.detail))
+    attr, first = pairs[0]
+    body = error_body(
+        type="invalid_request",
+        code=f"validation.{getattr(first, 'code', 'invalid')}",
+        message=f"{attr}: {first}" if attr else str(first),
+        attr=attr,
+    )
+    body["error"]["details"] = [
+        {"attr": field, "code": f"validation.{getattr(err, 'code', 'invalid')}", "message": str(err)}
+        for field, err in pairs
+    ]
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLargeError("request.body_too_large", str(exc))
+
+    if isinstance(exc, ApplicationError):
+        set_rollback()
+        return Response(
+            error_body(type=exc.type, code=exc.code, message=exc.message, attr=exc.attr),
+            status=exc.status_code,
+            headers={"WWW-Authenticate": 'Bearer realm="api"'}
+            if isinstance(exc, AuthenticationError)
+            else None,
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        set_rollback()
+        return _validation_response(exc)
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a bug: Django's handler500 renders the envelope and the error is logged
+
+    set_rollback()
+    kind, code = next(
+        (mapped for cls, mapped in _FRAMEWORK_ERRORS.items() if isinstance(exc, cls)),
+        ("api_error", f"request.{exc.default_code}"),
+    )
+    if isinstance(exc.detail, exceptions.ErrorDetail) and "." in str(exc.detail.code):
+        code = exc.detail.code  # raised by our code with a namespaced code
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None) is not None:
+        headers["Retry-After"] = str(int(exc.wait))
+    return Response(
+        error_body(type=kind, code=code, message=str(exc.detail)), status=exc.status_code, headers=headers
+    )
+
+
+def json_not_found(message: str = "No such endpoint. See /api/v1/docs/ for the routes.") -> JsonResponse:
+    body = error_body(type="not_found", code="request.unknown_route", message=message)
+    return JsonResponse(body, status=404)
+
+
+def json_server_error() -> JsonResponse:
+    body = error_body(
+        type="api_error",
+        code="server.internal_error",
+        message="Something went wrong on our side; quote the request_id when you report it.",
+    )
+    return JsonResponse(body, status=500)

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class CoreConfig(AppConfig):
+    default = True
+    name = "apps.core"
+    label = "core"
+
+
+class PlatformAdminConfig(admin_apps.AdminConfig):
+    """Replaces Django's default admin site with the tenant-aware one."""
+
+    default = False
+    default_site = "apps.core.admin.PlatformAdminSite"

@@ -1,0 +1,31 @@
+"""Opaque public identifiers: a type prefix and a lower-case ULID (``mer_01jd3k…``).
+
+Integer primary keys never leave the database; ids are time-ordered so their index stays compact.
+"""
+
+from django.db import models
+from django.utils.deconstruct import deconstructible
+from ulid import ULID
+
+PUBLIC_ID_MAX_LENGTH = 40
+
+
+@deconstructible
+class PublicIdFactory:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __call__(self) -> str:
+        return f"{self.prefix}_{str(ULID()).lower()}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublicIdFactory) and other.prefix == self.prefix
+
+    def __hash__(self) -> int:
+        return hash(self.prefix)
+
+
+def public_id_field(prefix: str) -> models.CharField:
+    return models.CharField(
+        max_length=PUBLIC_ID_MAX_LENGTH, unique=True, editable=False, default=PublicIdFactory(prefix)
+    )

@@ -1,0 +1,226 @@
+"""Tenancy primitives: who is asking (``Principal``) and what they may read (``TenantScopedQuerySet``).
+
+Scoping is structural. Every tenant-owned model uses ``TenantScopedManager`` as its default manager, and a
+query on it that was never scoped raises ``TenantScopeError`` when it touches the database. A query is
+scoped by ``.visible_to(principal)`` or, for deliberate cross-tenant work, by ``.unscoped()`` — an explicit,
+greppable escape hatch. Related managers reached from an instance (``merchant.api_keys``) count as scoped:
+the parent itself had to be fetched through a scope first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import enum
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Self
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class TenantScopeError(RuntimeError):
+    """A tenant-owned table was queried with no tenant scope: a programming error, never a client's."""
+
+
+class PrincipalKind(enum.StrEnum):
+    OPERATOR = "operator"
+    ISV_STAFF = "isv_staff"
+    MERCHANT_STAFF = "merchant_staff"
+    ISV_KEY = "isv_key"
+    MERCHANT_KEY = "merchant_key"
+    ANONYMOUS = "anonymous"
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    DEVELOPER = "developer", "Developer"
+    VIEWER = "viewer", "Viewer"
+
+
+EDITOR_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Principal:
+    """The party a request or task acts for, resolved from credentials only.
+
+    ``merchant_id`` is set when the principal acts for one merchant (merchant staff, a merchant key, or an
+    ISV key naming one of its merchants in ``Merchant-Id``); ISV-level principals see all their merchants.
+    It also duck-types as DRF's ``request.user`` (``is_authenticated``).
+    """
+
+    kind: PrincipalKind
+    isv_id: int | None = None
+    merchant_id: int | None = None
+    role: Role | None = None
+    user_id: int | None = None
+    api_key_id: int | None = None
+
+    @classmethod
+    def anonymous(cls) -> Principal:
+        return cls(kind=PrincipalKind.ANONYMOUS)
+
+    @classmethod
+    def operator(cls, *, user_id: int | None = None) -> Principal:
+        return cls(kind=PrincipalKind.OPERATOR, user_id=user_id)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.kind is not PrincipalKind.ANONYMOUS
+
+    @property
+    def is_anonymous(self) -> bool:
+        return not self.is_authenticated
+
+    @property
+    def is_operator(self) -> bool:
+        return self.kind is PrincipalKind.OPERATOR
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.kind in (PrincipalKind.ISV_KEY, PrincipalKind.MERCHANT_KEY)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind in (PrincipalKind.ISV_STAFF, PrincipalKind.MERCHANT_STAFF)
+
+    @property
+    def acts_for_merchant(self) -> bool:
+        return self.merchant_id is not None
+
+    @property
+    def can_edit(self) -> bool:
+        """Operators and API keys write; staff write only with an editing role."""
+        return self.is_operator or self.is_api_key or self.role in EDITOR_ROLES
+
+    def tenant_key(self) -> str:
+        """A stable string naming the tenant, for rate limits and logs (never a secret)."""
+        if self.is_operator:
+            return "operator"
+        return f"isv:{self.isv_id}:merchant:{self.merchant_id or '-'}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantFields:
+    """Which columns of a model carry its tenants.
+
+    ``isv`` is always set; ``merchant`` is ``None`` for rows no merchant may see (an ISV itself).
+    """
+
+    isv: str
+    merchant: str | None
+
+
+_bypass_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenancy_bypass", default=None)
+
+
+@contextlib.contextmanager
+def bypass(reason: str) -> Iterator[None]:
+    """Let unscoped queries run inside this block: for framework checks that are global by nature."""
+    token = _bypass_reason.set(reason)
+    try:
+        yield
+    finally:
+        _bypass_reason.reset(token)
+
+
+class TenantScopedQuerySet(models.QuerySet):
+    """A queryset that refuses to hit the database until it has been given a tenant scope."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._tenant_scoped = False
+
+    def _clone(self) -> Self:
+        clone = super()._clone()
+        clone._tenant_scoped = self._tenant_scoped
+        return clone
+
+    def _scoped(self) -> Self:
+        clone = self._chain()
+        clone._tenant_scoped = True
+        return clone
+
+    def unscoped(self) -> Self:
+        """Every tenant's rows. For operators' tooling, authentication and cross-tenant batch work only."""
+        return self._scoped()
+
+    def none(self) -> Self:
+        return super().none()._scoped()
+
+    def visible_to(self, principal: Principal) -> Self:
+        """The rows ``principal`` may read. Fails closed: an unknown kind of principal sees nothing."""
+        fields: TenantFields = self.model.tenant_fields
+        if principal.is_operator:
+            return self._scoped()
+        if principal.isv_id is None or not principal.is_authenticated:
+            return self.none()
+        scoped = self._scoped().filter(**{fields.isv: principal.isv_id})
+        if principal.merchant_id is not None:
+            if fields.merchant is None:
+                return self.none()
+            scoped = scoped.filter(**{fields.merchant: principal.merchant_id})
+        return scoped
+
+    def _check_scope(self) -> None:
+        if self._tenant_scoped or self._known_related_objects or _bypass_reason.get() is not None:
+            return
+        raise TenantScopeError(
+            f"{self.model.__name__} was queried without a tenant scope; "
+            "use .visible_to(principal), or .unscoped() for deliberate cross-tenant work"
+        )
+
+    def _guarded(name: str) -> Callable:
+        original = getattr(models.QuerySet, name)
+
+        def method(self, *args, **kwargs):
+            self._check_scope()
+            return original(self, *args, **kwargs)
+
+        method.__name__ = name
+        method.__doc__ = original.__doc__
+        return method
+
+    _fetch_all = _guarded("_fetch_all")
+    iterator = _guarded("iterator")
+    count = _guarded("count")
+    exists = _guarded("exists")
+    contains = _guarded("contains")
+    aggregate = _guarded("aggregate")
+    update = _guarded("update")
+    delete = _guarded("delete")
+    in_bulk = _guarded("in_bulk")
+    explain = _guarded("explain")
+    del _guarded
+
+
+class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):
+    """Default manager of every tenant-owned model (see the module docstring)."""
+
+
+class TenantOwnedModel(models.Model):
+    """Base of every tenant-owned model.
+
+    Subclasses declare ``tenant_fields``. Uniqueness checks in model validation (admin forms) must see
+    every tenant's rows to be correct, so they run under an explicit bypass.
+    """
+
+    tenant_fields: TenantFields
+
+    objects = TenantScopedManager()
+
+    class Meta:
+        abstract = True
+
+    def validate_unique(self, exclude=None) -> None:
+        with bypass("uniqueness is checked across all tenants"):
+            super().validate_unique(exclude=exclude)
+
+    def validate_constraints(self, exclude=None) -> None:
+        with bypass("constraints are checked across all tenants"):
+            super().validate_constraints(exclude=exclude)

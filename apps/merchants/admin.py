@@ -1,0 +1,31 @@
+from django.contrib import admin
+
+from apps.core.admin import TenantScopedAdmin, request_principal
+
+from .models import Isv, Merchant
+
+
+@admin.register(Isv)
+class IsvAdmin(TenantScopedAdmin):
+    list_display = ("name", "public_id", "created_at")
+    search_fields = ("name", "public_id")
+    readonly_fields = ("public_id", "created_at", "updated_at")
+
+
+@admin.register(Merchant)
+class MerchantAdmin(TenantScopedAdmin):
+    list_display = ("name", "public_id", "isv", "created_at")
+    list_filter = ("isv",)
+    search_fields = ("name", "public_id")
+    readonly_fields = ("public_id", "created_at", "updated_at")
+    list_select_related = ("isv",)
+    staff_may = frozenset({"add", "change"})
+
+    def has_add_permission(self, request) -> bool:
+        # Merchants are onboarded by their ISV (or an operator), never by another merchant.
+        return super().has_add_permission(request) and not request_principal(request).acts_for_merchant
+
+    def get_readonly_fields(self, request, obj=None):
+        # A merchant never moves between ISVs: that would hand one ISV's data to another.
+        readonly = super().get_readonly_fields(request, obj)
+        return (*readonly, "isv") if obj is not None else readonly

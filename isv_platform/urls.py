@@ -1,0 +1,35 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views import defaults
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core import views as core_views
+from apps.core.api import errors as api_errors
+
+api_v1 = [
+    path("", include("apps.merchants.api.urls")),
+    path("", include("apps.accounts.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+]
+
+
+def handler404(request, exception):
+    if request.path.startswith("/api/"):
+        return api_errors.json_not_found()
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return api_errors.json_server_error()
+    return defaults.server_error(request)

@@ -1,0 +1,151 @@
+"""Shared fixtures. Every test that needs tenants gets two ISVs with two merchants each (``world``).
+
+Tests that need PostgreSQL or Redis carry the ``postgres`` / ``redis`` marker: they are skipped on the
+embedded default, and fail instead of skipping when ``REQUIRE_SERVICES=1`` (as in CI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from urllib.parse import urlparse
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from apps.accounts.models import User
+from apps.core.tenancy import Role
+from apps.merchants.models import Isv, Merchant
+from tests.factories import IsvFactory, MembershipFactory, MerchantFactory, UserFactory, issue_key
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def _redis_available() -> bool:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return False
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    require = os.environ.get("REQUIRE_SERVICES") == "1"
+    available = {
+        "postgres": urlparse(os.environ.get("DATABASE_URL", "")).scheme.startswith("postgres"),
+        "redis": _redis_available(),
+    }
+    for item in items:
+        for service, present in available.items():
+            if item.get_closest_marker(service) is None or present:
+                continue
+            variable = "DATABASE_URL" if service == "postgres" else "REDIS_URL"
+            reason = f"needs {service} ({variable} unset or unreachable)"
+            if require:
+                item.add_marker(pytest.mark.usefixtures("_fail_missing_service"))
+                item.user_properties.append(("missing_service", reason))
+            else:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def _fail_missing_service(request):
+    reasons = [value for key, value in request.node.user_properties if key == "missing_service"]
+    pytest.fail(f"REQUIRE_SERVICES=1 but this test {reasons[0]}")
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@dataclasses.dataclass
+class MerchantTenant:
+    merchant: Merchant
+    key: str
+    staff: User
+
+
+@dataclasses.dataclass
+class IsvTenant:
+    isv: Isv
+    key: str
+    staff: User
+    merchants: list[MerchantTenant]
+
+
+@dataclasses.dataclass
+class World:
+    """Two ISVs (``a``, ``b``), each with two merchants, staff and keys at every level."""
+
+    a: IsvTenant
+    b: IsvTenant
+    operator: User
+
+    @property
+    def isvs(self) -> list[IsvTenant]:
+        return [self.a, self.b]
+
+
+def _build_isv(label: str) -> IsvTenant:
+    isv = IsvFactory(name=f"canary-isv-{label}")
+    staff = MembershipFactory(user=UserFactory(username=f"isv-{label}-admin"), isv=isv, role=Role.ADMIN).user
+    merchants = []
+    for index in (1, 2):
+        merchant = MerchantFactory(isv=isv, name=f"canary-merchant-{label}{index}")
+        merchant_staff = MembershipFactory(
+            user=UserFactory(username=f"merchant-{label}{index}-owner"),
+            isv=isv,
+            merchant=merchant,
+            role=Role.OWNER,
+        ).user
+        merchants.append(
+            MerchantTenant(
+                merchant=merchant,
+                key=issue_key(isv=isv, merchant=merchant, name=f"canary-key-{label}{index}"),
+                staff=merchant_staff,
+            )
+        )
+    return IsvTenant(
+        isv=isv, key=issue_key(isv=isv, name=f"canary-isvkey-{label}"), staff=staff, merchants=merchants
+    )
+
+
+@pytest.fixture
+def world(db) -> World:
+    operator = User.objects.create_superuser(username="operator", password=STAFF_PASSWORD)
+    return World(a=_build_isv("a"), b=_build_isv("b"), operator=operator)
+
+
+@pytest.fixture
+def api():
+    """An API client; ``api.as_key(key, merchant=...)`` returns one that sends the credential."""
+
+    class Client(APIClient):
+        def as_key(self, key: str, merchant: Merchant | None = None) -> Client:
+            headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+            if merchant is not None:
+                headers["HTTP_MERCHANT_ID"] = merchant.public_id
+            self.credentials(**headers)
+            return self
+
+    return Client()
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"

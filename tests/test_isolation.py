@@ -1,0 +1,296 @@
+"""Nothing of one tenant is visible to, or changeable by, another — on every API route and admin page.
+
+Routes and admin pages are discovered from the URL resolver and the admin registry, so whatever is added
+later is walked without anyone editing this file. Each attacker is a real credential or login from the
+two-ISV world; its victims are every tenant-owned row its principal may not see (derived from the scope
+rules themselves, so sibling merchants of one ISV are victims of each other too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.forms.models import model_to_dict
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from apps.accounts.models import User
+from apps.accounts.selectors import principal_for_user
+from apps.accounts.services import api_key_authenticate
+from apps.core.admin import scoped_queryset
+from apps.core.tenancy import Principal, TenantOwnedModel
+from apps.merchants.models import Isv
+
+METHODS = ("get", "post", "put", "patch", "delete")
+# Snapshot fields that legitimately change while the walk runs (the attacker's own key use).
+VOLATILE_FIELDS = {"last_used_at", "updated_at", "last_login"}
+
+
+def _tenant_models() -> list[type[TenantOwnedModel]]:
+    return [model for model in apps.get_models() if issubclass(model, TenantOwnedModel)]
+
+
+def _api_routes() -> list[tuple[str, list[str]]]:
+    """Every route under /api/v1/ as (route template, names of its path parameters)."""
+    found = []
+
+    def walk(patterns, prefix):
+        for entry in patterns:
+            route = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, route)
+            elif isinstance(entry, URLPattern) and route.startswith("api/v1/"):
+                found.append((route, list(entry.pattern.converters)))
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def _fill(route: str, value: str) -> str:
+    return "/" + re.sub(r"<(?:\w+:)?\w+>", value, route)
+
+
+@dataclasses.dataclass
+class Victims:
+    rows: dict[type, list]
+    canaries: set[str]
+
+    def snapshot(self) -> dict:
+        return {
+            (model.__name__, row.pk): _row_state(model, row.pk)
+            for model, objects in self.rows.items()
+            for row in objects
+        }
+
+    @property
+    def public_ids(self) -> list[str]:
+        return [row.public_id for objects in self.rows.values() for row in objects]
+
+
+def _row_state(model, pk):
+    row = model.objects.unscoped().filter(pk=pk).first()
+    return None if row is None else {k: v for k, v in model_to_dict(row).items() if k not in VOLATILE_FIELDS}
+
+
+def _victims_of(principal: Principal) -> Victims:
+    rows, canaries = {}, set()
+    for model in _tenant_models():
+        visible = model.objects.visible_to(principal).values_list("pk", flat=True)
+        hidden = model.objects.unscoped().exclude(pk__in=list(visible))
+        if model is Isv:
+            hidden = hidden.exclude(pk=principal.isv_id)  # a merchant's own ISV is its parent, not a victim
+        hidden = list(hidden)
+        rows[model] = hidden
+        for row in hidden:
+            canaries.add(row.public_id)
+            canaries.update(
+                str(getattr(row, field)) for field in ("name", "prefix") if getattr(row, field, None)
+            )
+    return Victims(rows=rows, canaries=canaries)
+
+
+def _assert_no_canary(body: str, victims: Victims, where: str, sent: str = "") -> None:
+    """No victim's canary in ``body`` — other than an id the attacker sent itself and sees echoed back."""
+    if sent:
+        body = body.replace(sent, "")
+    leaked = sorted(canary for canary in victims.canaries if canary in body)
+    assert not leaked, f"{where} shows another tenant's data: {leaked}"
+
+
+def _api_attackers(world):
+    """(label, headers, principal) for every kind of API credential in the world."""
+    attackers = []
+    for isv in world.isvs:
+        attackers.append((f"{isv.isv.name} key", {"HTTP_AUTHORIZATION": f"Bearer {isv.key}"}, None))
+        for tenant in isv.merchants:
+            attackers.append(
+                (
+                    f"{isv.isv.name} key for {tenant.merchant.name}",
+                    {
+                        "HTTP_AUTHORIZATION": f"Bearer {isv.key}",
+                        "HTTP_MERCHANT_ID": tenant.merchant.public_id,
+                    },
+                    None,
+                )
+            )
+            attackers.append(
+                (f"{tenant.merchant.name} key", {"HTTP_AUTHORIZATION": f"Bearer {tenant.key}"}, None)
+            )
+    resolved = []
+    for label, headers, _ in attackers:
+        secret = headers["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
+        principal = api_key_authenticate(secret=secret, merchant_public_id=headers.get("HTTP_MERCHANT_ID"))
+        resolved.append((label, headers, principal))
+    return resolved
+
+
+def test_api_routes_are_discovered():
+    routes = dict(_api_routes())
+    assert "api/v1/merchant" in routes
+    assert routes["api/v1/api-keys/<str:key_id>"] == ["key_id"]
+
+
+def test_no_api_route_shows_or_changes_another_tenants_data(world):
+    routes = _api_routes()
+    client = Client()
+    walked = 0
+    for number, (label, headers, principal) in enumerate(_api_attackers(world)):
+        victims = _victims_of(principal)
+        assert victims.public_ids, f"{label} has no victims: the world fixture is too small"
+        before = victims.snapshot()
+        for route, params in routes:
+            sent_ids = victims.public_ids if params else [""]
+            for sent in sent_ids:
+                path = _fill(route, sent)
+                for method in METHODS:
+                    body = "" if method == "get" else json.dumps({"name": f"probe {number}"})
+                    response = client.generic(method.upper(), path, body, "application/json", **headers)
+                    walked += 1
+                    where = f"{method.upper()} {path} as {label}"
+                    assert response.status_code < 500, where
+                    if params:
+                        assert response.status_code in (404, 405), f"{where} answered {response.status_code}"
+                    _assert_no_canary(response.content.decode(), victims, where, sent)
+        assert victims.snapshot() == before, f"{label} changed another tenant's rows"
+    assert walked > 100
+
+
+def test_a_merchant_id_header_naming_another_isvs_merchant_is_not_found_everywhere(world):
+    client = Client()
+    stranger = world.b.merchants[0].merchant
+    for route, _params in _api_routes():
+        if route.startswith("api/v1/schema") or route.startswith("api/v1/docs"):
+            continue
+        path = _fill(route, "x")
+        response = client.get(
+            path, HTTP_AUTHORIZATION=f"Bearer {world.a.key}", HTTP_MERCHANT_ID=stranger.public_id
+        )
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "merchants.not_found"
+
+
+def test_every_detail_route_serves_its_owner(world):
+    """The positive control: the ids the walk uses do resolve for the tenant that owns them."""
+    client = Client()
+    everyone = _api_attackers(world)
+    for route, params in _api_routes():
+        if not params:
+            continue
+        public_ids = [row.public_id for model in _tenant_models() for row in model.objects.unscoped()]
+        served = any(
+            client.get(_fill(route, public_id), **headers).status_code == 200
+            for public_id in public_ids
+            for _, headers, _ in everyone
+        )
+        assert served, f"no credential reads anything through {route}"
+
+
+# --- admin ---------------------------------------------------------------------------------------
+
+
+def _admin_attackers(world) -> list[User]:
+    return [world.b.staff, world.b.merchants[0].staff, world.a.merchants[1].staff, world.a.staff]
+
+
+def _admin_urls(model_admin, obj) -> list[str]:
+    info = (model_admin.model._meta.app_label, model_admin.model._meta.model_name)
+    return [
+        reverse("admin:{}_{}_change".format(*info), args=[obj.pk]),
+        reverse("admin:{}_{}_history".format(*info), args=[obj.pk]),
+        reverse("admin:{}_{}_delete".format(*info), args=[obj.pk]),
+    ]
+
+
+def _autocomplete_urls() -> list[str]:
+    urls = []
+    for model in admin.site._registry:
+        for field in model._meta.get_fields():
+            if field.many_to_one and field.concrete and field.remote_field.model in admin.site._registry:
+                urls.append(
+                    reverse("admin:autocomplete")
+                    + f"?app_label={model._meta.app_label}&model_name={model._meta.model_name}"
+                    f"&field_name={field.name}&term="
+                )
+    return urls
+
+
+def test_every_admin_changelist_renders_canaries_for_operators(world):
+    """The positive control: canaries do appear where an operator looks, so their absence means something."""
+    client = Client()
+    client.force_login(world.operator)
+    for model in admin.site._registry:
+        if not issubclass(model, TenantOwnedModel):
+            continue
+        info = (model._meta.app_label, model._meta.model_name)
+        body = client.get(reverse("admin:{}_{}_changelist".format(*info))).content.decode()
+        assert "canary-" in body or any(row.public_id in body for row in model.objects.unscoped()), model
+
+
+def test_no_admin_page_shows_or_changes_another_tenants_data(world):
+    client = Client()
+    for attacker in _admin_attackers(world):
+        client.force_login(attacker)
+        victims = _victims_of(principal_for_user(attacker))
+        assert victims.public_ids
+        before = victims.snapshot()
+        users_before = _users()
+        for model, model_admin in admin.site._registry.items():
+            info = (model._meta.app_label, model._meta.model_name)
+            changelist = reverse("admin:{}_{}_changelist".format(*info))
+            for query in ("", "?q=canary", "?q=a1", "?all="):
+                response = client.get(changelist + query)
+                assert response.status_code in (200, 302, 403), f"{changelist}{query} as {attacker}"
+                _assert_no_canary(response.content.decode(), victims, f"{changelist}{query} as {attacker}")
+            # Forms of the attacker's own objects and the add form render foreign-key choices.
+            own = scoped_queryset(model, principal_for_user(attacker)).first()
+            forms = [reverse("admin:{}_{}_add".format(*info))]
+            if own is not None:
+                forms.append(reverse("admin:{}_{}_change".format(*info), args=[own.pk]))
+            for url in forms:
+                response = client.get(url)
+                assert response.status_code in (200, 302, 403), f"GET {url} as {attacker}"
+                _assert_no_canary(response.content.decode(), victims, f"GET {url} as {attacker}")
+            for obj in victims.rows.get(model, []):
+                for url in _admin_urls(model_admin, obj):
+                    response = client.get(url)
+                    assert response.status_code in (302, 403, 404), f"GET {url} as {attacker}"
+                    _assert_no_canary(response.content.decode(), victims, f"GET {url} as {attacker}")
+                    client.post(url, {"name": "hijacked", "post": "yes", "role": "owner"})
+                for action in model_admin.get_actions(_request_for(client, attacker)) or ["delete_selected"]:
+                    client.post(changelist, {"action": action, "_selected_action": [obj.pk], "post": "yes"})
+        for url in _autocomplete_urls():
+            response = client.get(url)
+            assert response.status_code in (200, 403, 404), url
+            _assert_no_canary(response.content.decode(), victims, f"{url} as {attacker}")
+        assert victims.snapshot() == before, f"{attacker} changed another tenant's rows through the admin"
+        assert _users() == users_before, f"{attacker} changed users through the admin"
+        client.logout()
+
+
+def _users() -> list[dict]:
+    return [
+        {k: v for k, v in row.items() if k not in VOLATILE_FIELDS}
+        for row in User.objects.order_by("pk").values()
+    ]
+
+
+def _request_for(client, user):
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    request.principal = principal_for_user(user)
+    return request
+
+
+@pytest.mark.parametrize("role_user", ["merchant", "isv"])
+def test_staff_cannot_see_the_user_list(world, role_user):
+    client = Client()
+    client.force_login(world.a.staff if role_user == "isv" else world.a.merchants[0].staff)
+    response = client.get(reverse("admin:accounts_user_changelist"))
+    assert response.status_code == 403
