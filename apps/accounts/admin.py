@@ -15,6 +15,7 @@ class UserAdmin(TenantScopedAdmin, DjangoUserAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
+    ordering = ("-created_at",)
     list_display = ("user", "role", "isv", "merchant", "created_at")
     list_filter = ("role", "isv", "merchant")
     search_fields = ("user__username", "user__email")
@@ -25,6 +26,7 @@ class MembershipAdmin(TenantScopedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(TenantScopedAdmin):
+    ordering = ("-created_at",)
     list_display = ("name", "prefix", "status", "isv", "merchant", "last_used_at", "expires_at", "revoked_at")
     list_filter = ("isv", "merchant")
     search_fields = ("name", "prefix", "public_id")

@@ -64,7 +64,12 @@ class TenantScopedAdmin(admin.ModelAdmin):
         principal = request_principal(request)
         if principal.is_operator:
             return True
+        if principal.acts_for_merchant and self._no_merchant_sees_rows():
+            return False
         return not self.operator_only and principal.kind in ADMIN_PRINCIPALS
+
+    def _no_merchant_sees_rows(self) -> bool:
+        return issubclass(self.model, TenantOwnedModel) and self.model.tenant_fields.merchant is None
 
     def _may(self, request, action: str) -> bool:
         principal = request_principal(request)

@@ -7,6 +7,7 @@ from .models import Isv, Merchant
 
 @admin.register(Isv)
 class IsvAdmin(TenantScopedAdmin):
+    ordering = ("name",)
     list_display = ("name", "public_id", "created_at")
     search_fields = ("name", "public_id")
     readonly_fields = ("public_id", "created_at", "updated_at")
@@ -14,6 +15,7 @@ class IsvAdmin(TenantScopedAdmin):
 
 @admin.register(Merchant)
 class MerchantAdmin(TenantScopedAdmin):
+    ordering = ("name",)
     list_display = ("name", "public_id", "isv", "created_at")
     list_filter = ("isv",)
     search_fields = ("name", "public_id")

@@ -1,0 +1,78 @@
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from rest_framework.test import APIClient
+
+from apps.accounts.models import ApiKey, User
+from apps.merchants.models import Isv, Merchant
+
+
+def _seed() -> dict:
+    out = io.StringIO()
+    call_command("seed_demo", "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_seed_demo_json_has_the_documented_shape(db):
+    demo = _seed()
+    assert set(demo) == {"operator", "isv", "merchants"}
+    assert set(demo["operator"]) == {"username", "password"}
+    assert set(demo["isv"]) == {"id", "name", "api_key", "staff"}
+    assert len(demo["merchants"]) == 2
+    for merchant in demo["merchants"]:
+        assert set(merchant) == {"id", "name", "api_key", "staff"}
+        assert set(merchant["staff"]) == {"username", "password"}
+
+
+def test_seed_demo_keys_and_ids_work_against_the_api(db):
+    demo = _seed()
+    for merchant in demo["merchants"]:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {merchant['api_key']}")
+        assert client.get("/api/v1/merchant").json()["id"] == merchant["id"]
+    isv_client = APIClient()
+    isv_client.credentials(HTTP_AUTHORIZATION=f"Bearer {demo['isv']['api_key']}")
+    listed = {m["id"] for m in isv_client.get("/api/v1/merchants").json()["results"]}
+    assert listed == {m["id"] for m in demo["merchants"]}
+
+
+def test_seed_demo_logins_work(db):
+    demo = _seed()
+    for login in [demo["operator"], demo["isv"]["staff"], *(m["staff"] for m in demo["merchants"])]:
+        client = Client()
+        assert client.login(username=login["username"], password=login["password"])
+        assert client.get("/admin/").status_code == 200
+
+
+def test_seed_demo_is_idempotent_and_refreshes_keys(db):
+    first = _seed()
+    counts = (Isv.objects.unscoped().count(), Merchant.objects.unscoped().count(), User.objects.count())
+    second = _seed()
+    assert (
+        Isv.objects.unscoped().count(),
+        Merchant.objects.unscoped().count(),
+        User.objects.count(),
+    ) == counts
+    assert [m["id"] for m in first["merchants"]] == [m["id"] for m in second["merchants"]]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {first['merchants'][0]['api_key']}")
+    assert client.get("/api/v1/merchant").json()["error"]["code"] == "auth.api_key_revoked"
+    assert ApiKey.objects.unscoped().filter(revoked_at=None).count() == 3
+
+
+def test_seed_demo_prints_logins_and_links(db):
+    out = io.StringIO()
+    call_command("seed_demo", "--base-url", "http://127.0.0.1:9999", stdout=out)
+    text = out.getvalue()
+    assert "coffee-staff" in text
+    assert "http://127.0.0.1:9999/admin/" in text
+    assert "/api/v1/docs/" in text
+
+
+def test_seed_demo_refuses_production_without_force(db, settings):
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="production"):
+        call_command("seed_demo")
