@@ -132,7 +132,7 @@ def _api_attackers(world):
 def test_api_routes_are_discovered():
     routes = dict(_api_routes())
     assert "api/v1/merchant" in routes
-    assert routes["api/v1/api-keys/<str:key_id>"] == ["key_id"]
+    assert routes["api/v1/api-keys/<public_id:key_id>"] == ["key_id"]
 
 
 def test_no_api_route_shows_or_changes_another_tenants_data(world):

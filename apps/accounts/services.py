@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError, AuthenticationError, NotFoundError
+from apps.core.ids import is_public_id
 from apps.core.tenancy import Principal, PrincipalKind, Role
 from apps.merchants.models import Isv, Merchant
 
@@ -128,27 +129,18 @@ def api_key_authenticate(*, secret: str, merchant_public_id: str | None) -> Prin
         )
     merchant_id = None
     if merchant_public_id:
-        merchant_id = (
-            Merchant.objects.unscoped()
-            .filter(isv_id=api_key.isv_id, public_id=merchant_public_id)
-            .values_list("pk", flat=True)
-            .first()
-        )
+        if is_public_id(merchant_public_id):
+            merchant_id = (
+                Merchant.objects.unscoped()
+                .filter(isv_id=api_key.isv_id, public_id=merchant_public_id)
+                .values_list("pk", flat=True)
+                .first()
+            )
         if merchant_id is None:
             raise NotFoundError("merchants.not_found", f"No merchant {merchant_public_id!r}.")
     return Principal(
         kind=PrincipalKind.ISV_KEY, isv_id=api_key.isv_id, merchant_id=merchant_id, api_key_id=api_key.pk
     )
-
-
-@transaction.atomic
-def staff_user_create(
-    *, username: str, password: str, isv: Isv, merchant: Merchant | None = None, role: Role, email: str = ""
-) -> User:
-    """A person who works in the admin for ``isv`` or one of its merchants, with ``role``."""
-    user = User.objects.create_user(username=username, password=password, email=email, is_staff=True)
-    membership_set(user=user, isv=isv, merchant=merchant, role=role)
-    return user
 
 
 def membership_set(*, user: User, isv: Isv, merchant: Merchant | None = None, role: Role) -> Membership:

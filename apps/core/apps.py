@@ -7,6 +7,13 @@ class CoreConfig(AppConfig):
     name = "apps.core"
     label = "core"
 
+    def ready(self) -> None:
+        from django.urls import register_converter
+
+        from apps.core.ids import PublicIdConverter
+
+        register_converter(PublicIdConverter, "public_id")
+
 
 class PlatformAdminConfig(admin_apps.AdminConfig):
     """Replaces Django's default admin site with the tenant-aware one."""

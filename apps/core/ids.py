@@ -3,11 +3,32 @@
 Integer primary keys never leave the database; ids are time-ordered so their index stays compact.
 """
 
+import re
+
 from django.db import models
 from django.utils.deconstruct import deconstructible
 from ulid import ULID
 
 PUBLIC_ID_MAX_LENGTH = 40
+PUBLIC_ID_PATTERN = r"[a-z]{2,8}_[0-9a-z]{26}"
+_PUBLIC_ID = re.compile(rf"^{PUBLIC_ID_PATTERN}$")
+
+
+def is_public_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a public id: checked before it reaches a query."""
+    return bool(_PUBLIC_ID.match(value))
+
+
+class PublicIdConverter:
+    """URL converter ``<public_id:name>``: a malformed id matches no route, so never reaches a query."""
+
+    regex = PUBLIC_ID_PATTERN
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
 
 
 @deconstructible

@@ -4,5 +4,5 @@ from .views import ApiKeyCollectionApi, ApiKeyDetailApi
 
 urlpatterns = [
     path("api-keys", ApiKeyCollectionApi.as_view(), name="api-key-collection"),
-    path("api-keys/<str:key_id>", ApiKeyDetailApi.as_view(), name="api-key-detail"),
+    path("api-keys/<public_id:key_id>", ApiKeyDetailApi.as_view(), name="api-key-detail"),
 ]
