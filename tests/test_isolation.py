@@ -166,7 +166,7 @@ def test_a_merchant_id_header_naming_another_isvs_merchant_is_not_found_everywhe
     for route, _params in _api_routes():
         if route.startswith("api/v1/schema") or route.startswith("api/v1/docs"):
             continue
-        path = _fill(route, "x")
+        path = _fill(route, "key_" + "0" * 26)
         response = client.get(
             path, HTTP_AUTHORIZATION=f"Bearer {world.a.key}", HTTP_MERCHANT_ID=stranger.public_id
         )
