@@ -120,9 +120,7 @@ def _build_isv(label: str) -> IsvTenant:
                 staff=merchant_staff,
             )
         )
-    return IsvTenant(
-        isv=isv, key=issue_key(isv=isv, name=f"canary-isvkey-{label}"), staff=staff, merchants=merchants
-    )
+    return IsvTenant(isv=isv, key=issue_key(isv=isv, name=f"canary-isvkey-{label}"), staff=staff, merchants=merchants)
 
 
 @pytest.fixture

@@ -46,11 +46,7 @@ def test_hostile_path_values(world, routes):
     }
     for route in routes:
         for value in HOSTILE_VALUES:
-            path = (
-                _fill(route, value)
-                if "<" in route
-                else _fill(route, "") + "?cursor=" + value + "&limit=" + value
-            )
+            path = _fill(route, value) if "<" in route else _fill(route, "") + "?cursor=" + value + "&limit=" + value
             for method in METHODS:
                 _assert_handled(
                     client.generic(method.upper(), path, "{}", "application/json", **auth), f"{method} {path}"

@@ -88,9 +88,7 @@ def _victims_of(principal: Principal) -> Victims:
         rows[model] = hidden
         for row in hidden:
             canaries.add(row.public_id)
-            canaries.update(
-                str(getattr(row, field)) for field in ("name", "prefix") if getattr(row, field, None)
-            )
+            canaries.update(str(getattr(row, field)) for field in ("name", "prefix") if getattr(row, field, None))
     return Victims(rows=rows, canaries=canaries)
 
 
@@ -118,9 +116,7 @@ def _api_attackers(world):
                     None,
                 )
             )
-            attackers.append(
-                (f"{tenant.merchant.name} key", {"HTTP_AUTHORIZATION": f"Bearer {tenant.key}"}, None)
-            )
+            attackers.append((f"{tenant.merchant.name} key", {"HTTP_AUTHORIZATION": f"Bearer {tenant.key}"}, None))
     resolved = []
     for label, headers, _ in attackers:
         secret = headers["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
@@ -167,9 +163,7 @@ def test_a_merchant_id_header_naming_another_isvs_merchant_is_not_found_everywhe
         if route.startswith("api/v1/schema") or route.startswith("api/v1/docs"):
             continue
         path = _fill(route, "key_" + "0" * 26)
-        response = client.get(
-            path, HTTP_AUTHORIZATION=f"Bearer {world.a.key}", HTTP_MERCHANT_ID=stranger.public_id
-        )
+        response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {world.a.key}", HTTP_MERCHANT_ID=stranger.public_id)
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "merchants.not_found"
 
@@ -273,10 +267,7 @@ def test_no_admin_page_shows_or_changes_another_tenants_data(world):
 
 
 def _users() -> list[dict]:
-    return [
-        {k: v for k, v in row.items() if k not in VOLATILE_FIELDS}
-        for row in User.objects.order_by("pk").values()
-    ]
+    return [{k: v for k, v in row.items() if k not in VOLATILE_FIELDS} for row in User.objects.order_by("pk").values()]
 
 
 def _request_for(client, user):

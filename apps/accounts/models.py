@@ -21,9 +21,7 @@ class Membership(TenantOwnedModel, TimeStampedModel):
     public_id = public_id_field("mem")
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="membership")
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="memberships")
-    merchant = models.ForeignKey(
-        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="memberships"
-    )
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
 
     class Meta:
@@ -48,9 +46,7 @@ class ApiKey(TenantOwnedModel, TimeStampedModel):
 
     public_id = public_id_field("key")
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="api_keys")
-    merchant = models.ForeignKey(
-        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="api_keys"
-    )
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="api_keys")
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=20, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)

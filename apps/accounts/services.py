@@ -56,9 +56,7 @@ def api_key_issue(*, api_key: ApiKey) -> str:
             "accounts.merchant_of_other_isv", "The merchant belongs to another ISV.", attr="merchant"
         )
     if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
-        raise ApplicationError(
-            "accounts.expiry_in_past", "expires_at must be in the future.", attr="expires_at"
-        )
+        raise ApplicationError("accounts.expiry_in_past", "expires_at must be in the future.", attr="expires_at")
     kind = _MERCHANT_KEY_KIND if api_key.merchant_id else _ISV_KEY_KIND
     secret = f"{kind}_{_random(_KEY_ID_LENGTH)}{_random(_KEY_SECRET_LENGTH)}"
     api_key.prefix = secret[:_PREFIX_LENGTH]
@@ -85,9 +83,7 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     """Revoke a key at once. Revoking a revoked key is a no-op that keeps the first revocation time."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
-        ApiKey.objects.unscoped().filter(pk=api_key.pk, revoked_at__isnull=True).update(
-            revoked_at=api_key.revoked_at
-        )
+        ApiKey.objects.unscoped().filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=api_key.revoked_at)
     return api_key
 
 
@@ -138,9 +134,7 @@ def api_key_authenticate(*, secret: str, merchant_public_id: str | None) -> Prin
             )
         if merchant_id is None:
             raise NotFoundError("merchants.not_found", f"No merchant {merchant_public_id!r}.")
-    return Principal(
-        kind=PrincipalKind.ISV_KEY, isv_id=api_key.isv_id, merchant_id=merchant_id, api_key_id=api_key.pk
-    )
+    return Principal(kind=PrincipalKind.ISV_KEY, isv_id=api_key.isv_id, merchant_id=merchant_id, api_key_id=api_key.pk)
 
 
 def membership_set(*, user: User, isv: Isv, merchant: Merchant | None = None, role: Role) -> Membership:
@@ -150,9 +144,7 @@ def membership_set(*, user: User, isv: Isv, merchant: Merchant | None = None, ro
             "accounts.merchant_of_other_isv", "The merchant belongs to another ISV.", attr="merchant"
         )
     if user.is_superuser:
-        raise ApplicationError(
-            "accounts.operator_membership", "Platform operators have no tenant membership."
-        )
+        raise ApplicationError("accounts.operator_membership", "Platform operators have no tenant membership.")
     membership, _ = Membership.objects.unscoped().update_or_create(
         user=user, defaults={"isv": isv, "merchant": merchant, "role": role}
     )

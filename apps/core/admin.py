@@ -99,15 +99,11 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return readonly + tuple(field for field in self.operator_only_fields if field not in readonly)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        kwargs.setdefault(
-            "queryset", scoped_queryset(db_field.remote_field.model, request_principal(request))
-        )
+        kwargs.setdefault("queryset", scoped_queryset(db_field.remote_field.model, request_principal(request)))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
-        kwargs.setdefault(
-            "queryset", scoped_queryset(db_field.remote_field.model, request_principal(request))
-        )
+        kwargs.setdefault("queryset", scoped_queryset(db_field.remote_field.model, request_principal(request)))
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_list_filter(self, request):

@@ -43,6 +43,4 @@ def readyz(request) -> JsonResponse:
         else:
             checks[name] = "ok"
     ready = all(state == "ok" for state in checks.values())
-    return JsonResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503
-    )
+    return JsonResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503)

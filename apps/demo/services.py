@@ -64,9 +64,7 @@ def _login(
 
 def _fresh_key(*, isv: Isv, merchant: Merchant | None) -> str:
     """Revoke the previous demo key of this owner and issue a new one."""
-    for old in ApiKey.objects.unscoped().filter(
-        isv=isv, merchant=merchant, name=DEMO_KEY_NAME, revoked_at=None
-    ):
+    for old in ApiKey.objects.unscoped().filter(isv=isv, merchant=merchant, name=DEMO_KEY_NAME, revoked_at=None):
         account_services.api_key_revoke(api_key=old)
     return account_services.api_key_create(isv=isv, merchant=merchant, name=DEMO_KEY_NAME).secret
 
@@ -83,9 +81,7 @@ def demo_seed() -> DemoSet:
     )
     merchants = []
     for name, staff in DEMO_MERCHANTS:
-        merchant = isv.merchants.filter(name=name).first() or merchant_services.merchant_create(
-            isv=isv, name=name
-        )
+        merchant = isv.merchants.filter(name=name).first() or merchant_services.merchant_create(isv=isv, name=name)
         merchants.append(
             DemoTenant(
                 id=merchant.public_id,

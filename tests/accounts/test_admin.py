@@ -73,9 +73,7 @@ def test_isv_admin_onboards_a_merchant_only_under_their_isv(world):
 def test_a_merchant_never_moves_to_another_isv(world):
     merchant = world.a.merchants[0].merchant
     client = _login(world.operator)
-    client.post(
-        reverse("admin:merchants_merchant_change", args=[merchant.pk]), {"isv": world.b.isv.pk, "name": "x"}
-    )
+    client.post(reverse("admin:merchants_merchant_change", args=[merchant.pk]), {"isv": world.b.isv.pk, "name": "x"})
     merchant.refresh_from_db()
     assert merchant.isv == world.a.isv
 

@@ -28,9 +28,7 @@ def test_created_key_is_shown_once_and_works(world, api):
 
 def test_the_database_holds_a_hash_not_the_key(world, api):
     secret = (
-        api.as_key(world.a.merchants[0].key)
-        .post("/api/v1/api-keys", {"name": "x"}, format="json")
-        .json()["secret"]
+        api.as_key(world.a.merchants[0].key).post("/api/v1/api-keys", {"name": "x"}, format="json").json()["secret"]
     )
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM accounts_apikey")
@@ -44,13 +42,9 @@ def test_isv_key_manages_isv_level_keys_and_with_merchant_id_that_merchants(worl
     assert [key["name"] for key in isv_level] == ["canary-isvkey-a"]
 
     merchant = world.a.merchants[1].merchant
-    created = api.as_key(world.a.key, merchant=merchant).post(
-        "/api/v1/api-keys", {"name": "for m2"}, format="json"
-    )
+    created = api.as_key(world.a.key, merchant=merchant).post("/api/v1/api-keys", {"name": "for m2"}, format="json")
     assert created.json()["owner"] == {"type": "merchant", "id": merchant.public_id}
-    names = {
-        key["name"] for key in api.as_key(world.a.merchants[1].key).get("/api/v1/api-keys").json()["results"]
-    }
+    names = {key["name"] for key in api.as_key(world.a.merchants[1].key).get("/api/v1/api-keys").json()["results"]}
     assert names == {"canary-key-a2", "for m2"}
 
 

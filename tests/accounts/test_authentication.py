@@ -49,9 +49,7 @@ def test_a_revoked_key_is_401(world, api):
 
 def test_an_expired_key_is_401(world, api):
     merchant = world.a.merchants[0].merchant
-    key = issue_key(
-        isv=merchant.isv, merchant=merchant, expires_at=timezone.now() + datetime.timedelta(hours=1)
-    )
+    key = issue_key(isv=merchant.isv, merchant=merchant, expires_at=timezone.now() + datetime.timedelta(hours=1))
     assert api.as_key(key).get("/api/v1/merchant").status_code == 200
     with time_machine.travel(timezone.now() + datetime.timedelta(hours=2)):
         response = api.as_key(key).get("/api/v1/merchant")
@@ -89,9 +87,7 @@ def test_an_isv_key_naming_another_isvs_merchant_is_404(world, api):
 
 
 def test_a_merchant_key_naming_another_merchant_is_404(world, api):
-    response = api.as_key(world.a.merchants[0].key, merchant=world.a.merchants[1].merchant).get(
-        "/api/v1/merchant"
-    )
+    response = api.as_key(world.a.merchants[0].key, merchant=world.a.merchants[1].merchant).get("/api/v1/merchant")
     assert (response.status_code, _code(response)) == (404, "merchants.not_found")
 
 

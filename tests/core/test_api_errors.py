@@ -47,16 +47,12 @@ def test_non_json_body_is_415(world, api):
 
 
 def test_validation_error_names_the_field(world, api):
-    response = api.as_key(world.a.merchants[0].key).post(
-        "/api/v1/api-keys", {"name": "x" * 101}, format="json"
-    )
+    response = api.as_key(world.a.merchants[0].key).post("/api/v1/api-keys", {"name": "x" * 101}, format="json")
     assert response.status_code == 400
     error = _error(response)
     assert (error["code"], error["attr"]) == ("validation.max_length", "name")
     assert error["message"].startswith("name: ")
-    assert error["details"] == [
-        {"attr": "name", "code": "validation.max_length", "message": error["message"][6:]}
-    ]
+    assert error["details"] == [{"attr": "name", "code": "validation.max_length", "message": error["message"][6:]}]
 
 
 def test_a_json_array_instead_of_an_object_is_a_400_not_a_500(world, api):
@@ -67,9 +63,7 @@ def test_a_json_array_instead_of_an_object_is_a_400_not_a_500(world, api):
 
 def test_oversized_body_is_413(world, api, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    response = api.as_key(world.a.merchants[0].key).post(
-        "/api/v1/api-keys", {"name": "x" * 2000}, format="json"
-    )
+    response = api.as_key(world.a.merchants[0].key).post("/api/v1/api-keys", {"name": "x" * 2000}, format="json")
     assert response.status_code == 413
     assert _error(response)["code"] == "request.body_too_large"
 
@@ -84,18 +78,13 @@ def test_rate_limit_is_429_with_retry_after_and_per_tenant(world, api, monkeypat
     assert int(response["Retry-After"]) > 0
     # Another merchant's budget is its own.
     assert (
-        APIClient()
-        .get("/api/v1/merchant", HTTP_AUTHORIZATION=f"Bearer {world.a.merchants[1].key}")
-        .status_code
-        == 200
+        APIClient().get("/api/v1/merchant", HTTP_AUTHORIZATION=f"Bearer {world.a.merchants[1].key}").status_code == 200
     )
 
 
 def test_an_inbound_request_id_is_echoed_only_when_plain(world, api):
     client = api.as_key(world.a.merchants[0].key)
-    assert (
-        client.get("/api/v1/merchant", HTTP_X_REQUEST_ID="trace-12345678")["X-Request-Id"] == "trace-12345678"
-    )
+    assert client.get("/api/v1/merchant", HTTP_X_REQUEST_ID="trace-12345678")["X-Request-Id"] == "trace-12345678"
     injected = client.get("/api/v1/merchant", HTTP_X_REQUEST_ID="bad id\r\nSet-Cookie: x")["X-Request-Id"]
     assert injected.startswith("req_")
 

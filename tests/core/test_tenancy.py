@@ -7,9 +7,7 @@ from apps.merchants.models import Isv, Merchant
 
 
 def _merchant_principal(tenant) -> Principal:
-    return Principal(
-        kind=PrincipalKind.MERCHANT_KEY, isv_id=tenant.merchant.isv_id, merchant_id=tenant.merchant.pk
-    )
+    return Principal(kind=PrincipalKind.MERCHANT_KEY, isv_id=tenant.merchant.isv_id, merchant_id=tenant.merchant.pk)
 
 
 @pytest.mark.parametrize(

@@ -25,9 +25,7 @@ class ApiKeyOutputSerializer(serializers.Serializer):
 
 
 class ApiKeyCreatedSerializer(ApiKeyOutputSerializer):
-    secret = serializers.SerializerMethodField(
-        help_text="The key itself. Shown only in this response: store it now."
-    )
+    secret = serializers.SerializerMethodField(help_text="The key itself. Shown only in this response: store it now.")
 
     def get_secret(self, api_key) -> str:
         return self.context["secret"]

@@ -13,13 +13,9 @@ from .serializers import ApiKeyCreatedSerializer, ApiKeyCreateInputSerializer, A
 class ApiKeyCollectionApi(TenantApiView):
     """The keys of the tenant the credential acts for: a merchant's, or (ISV key alone) the ISV's own."""
 
-    @extend_schema(
-        operation_id="api_keys_list", responses=paginated(ApiKeyOutputSerializer), tags=["api keys"]
-    )
+    @extend_schema(operation_id="api_keys_list", responses=paginated(ApiKeyOutputSerializer), tags=["api keys"])
     def get(self, request):
-        return self.paginated_response(
-            selectors.api_key_list(principal=self.principal), ApiKeyOutputSerializer
-        )
+        return self.paginated_response(selectors.api_key_list(principal=self.principal), ApiKeyOutputSerializer)
 
     @extend_schema(
         operation_id="api_keys_create",

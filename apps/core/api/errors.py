@@ -89,9 +89,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response(
             error_body(type=exc.type, code=exc.code, message=exc.message, attr=exc.attr),
             status=exc.status_code,
-            headers={"WWW-Authenticate": 'Bearer realm="api"'}
-            if isinstance(exc, AuthenticationError)
-            else None,
+            headers={"WWW-Authenticate": 'Bearer realm="api"'} if isinstance(exc, AuthenticationError) else None,
         )
     if isinstance(exc, exceptions.ValidationError):
         set_rollback()
@@ -111,9 +109,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None) is not None:
         headers["Retry-After"] = str(int(exc.wait))
-    return Response(
-        error_body(type=kind, code=code, message=str(exc.detail)), status=exc.status_code, headers=headers
-    )
+    return Response(error_body(type=kind, code=code, message=str(exc.detail)), status=exc.status_code, headers=headers)
 
 
 def json_not_found(message: str = "No such endpoint. See /api/v1/docs/ for the routes.") -> JsonResponse:

@@ -46,9 +46,7 @@ class TenantApiView(APIView):
         super().__init_subclass__(**kwargs)
         overridden = _PROTECTED.intersection(vars(cls))
         if overridden:
-            raise TypeError(
-                f"{cls.__name__} may not override {sorted(overridden)}: tenancy lives in TenantApiView"
-            )
+            raise TypeError(f"{cls.__name__} may not override {sorted(overridden)}: tenancy lives in TenantApiView")
 
     def initial(self, request, *args, **kwargs) -> None:
         content_length = request.META.get("CONTENT_LENGTH") or "0"
@@ -72,9 +70,7 @@ class TenantApiView(APIView):
             )
         self.principal = principal
 
-    def paginated_response(
-        self, queryset: QuerySet, serializer_class: type[serializers.Serializer]
-    ) -> Response:
+    def paginated_response(self, queryset: QuerySet, serializer_class: type[serializers.Serializer]) -> Response:
         """One cursor page of ``queryset`` as ``{"next", "previous", "results"}``."""
         paginator = api_settings.DEFAULT_PAGINATION_CLASS()
         page = paginator.paginate_queryset(queryset, self.request, view=self)

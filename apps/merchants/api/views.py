@@ -25,10 +25,6 @@ class MerchantListApi(TenantApiView):
 
     allowed_principals = frozenset({PrincipalKind.ISV_KEY})
 
-    @extend_schema(
-        operation_id="merchants_list", responses=paginated(MerchantOutputSerializer), tags=["merchants"]
-    )
+    @extend_schema(operation_id="merchants_list", responses=paginated(MerchantOutputSerializer), tags=["merchants"])
     def get(self, request):
-        return self.paginated_response(
-            selectors.merchant_list(principal=self.principal), MerchantOutputSerializer
-        )
+        return self.paginated_response(selectors.merchant_list(principal=self.principal), MerchantOutputSerializer)

@@ -12,9 +12,7 @@ class Command(BaseCommand):
     help = "Create (or refresh) the demo ISV, merchants, staff logins and API keys. Safe to run again."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--json", action="store_true", dest="as_json", help="Print what was made as JSON."
-        )
+        parser.add_argument("--json", action="store_true", dest="as_json", help="Print what was made as JSON.")
         parser.add_argument(
             "--base-url",
             default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}",
@@ -45,6 +43,4 @@ class Command(BaseCommand):
         self.stdout.write(f"  API docs        {base_url}/api/v1/docs/")
         self.stdout.write(f"  Health          {base_url}/healthz   {base_url}/readyz")
         example_key = demo.merchants[0].api_key
-        self.stdout.write(
-            f"\n  Try:  curl -H 'Authorization: Bearer {example_key}' {base_url}/api/v1/merchant\n"
-        )
+        self.stdout.write(f"\n  Try:  curl -H 'Authorization: Bearer {example_key}' {base_url}/api/v1/merchant\n")
