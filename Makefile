@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
+# The sandbox wallet's notification retries and reviews, compressed for demos (1.0 = real wallet timing).
+run web worker beat: export SANDBOX_TIME_SCALE ?= 0.01
 
 .PHONY: run test lint format worker beat web migrate seed bench clean
 
@@ -19,6 +21,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The SDKs that tests/conformance runs against as peers; they pin their own cryptography, so a venv of their own.
+CONFORMANCE_VENV := .venv-conformance
+
+$(CONFORMANCE_VENV)/.installed: tests/conformance/requirements.txt | $(BIN)/python
+	$(PYTHON) -m venv $(CONFORMANCE_VENV)
+	$(CONFORMANCE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CONFORMANCE_VENV)/bin/python -m pip install --quiet --requirement tests/conformance/requirements.txt
+	@touch $@
+
+conformance-env: $(CONFORMANCE_VENV)/.installed
+
 migrate: install
 	$(BIN)/python manage.py migrate --no-input -v 0
 
@@ -33,7 +46,7 @@ web worker beat: install
 	$(BIN)/honcho --procfile Procfile start $@
 
 ## test: the whole suite (SQLite by default; PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set)
-test: install
+test: install conformance-env
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff, formatting, and no missing migrations
@@ -47,4 +60,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-conformance var .pytest_cache .ruff_cache

@@ -49,13 +49,17 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "apps.core",
+    "apps.superapps",
     "apps.merchants",
     "apps.accounts",
+    "apps.callbacks",
     "apps.demo",
+    "apps.sandbox",
 ]
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.middleware.RejectNulBytesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -126,7 +130,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "sandbox-deliver-due-notifications": {
+        "task": "sandbox.deliver_due_notifications",
+        "schedule": env.float("SANDBOX_SWEEP_SECONDS", default=5.0),
+        "options": {"expires": 30},
+    },
+}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
@@ -163,9 +173,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.HasPrincipal"],
     "DEFAULT_THROTTLE_CLASSES": ["apps.core.api.throttling.TenantRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"tenant": env.str("API_RATE_LIMIT", default="6000/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "tenant": env.str("API_RATE_LIMIT", default="6000/min"),
+        "failed_auth": env.str("API_FAILED_AUTH_LIMIT", default="30/min"),
+    },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.CursorPagination",
     "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.PlatformAutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.errors.exception_handler",
@@ -221,3 +234,12 @@ LOGGING = {
 # API keys record their last use at most this often, so authentication does not write on every request.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
+# Where super apps reach this platform (notification URLs are built on it).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")
+
+# --- Sandbox wallet (see apps/sandbox/README.md) -------------------------------------------------------
+# Off in production unless asked: it is a simulator that accepts any registered test merchant.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=not PRODUCTION)
+# Real wallets retry notifications over ~24 h; the sandbox multiplies every delay by this factor
+# (`make run` sets 0.01, so a demo's retries come within minutes).
+SANDBOX_TIME_SCALE = env.float("SANDBOX_TIME_SCALE", default=1.0)

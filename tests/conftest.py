@@ -7,6 +7,7 @@ embedded default, and fail instead of skipping when ``REQUIRE_SERVICES=1`` (as i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from urllib.parse import urlparse
 
@@ -17,6 +18,9 @@ from rest_framework.test import APIClient
 from apps.accounts.models import User
 from apps.core.tenancy import Role
 from apps.merchants.models import Isv, Merchant
+from apps.merchants.services import wallet_credential_create
+from apps.superapps.client import keys
+from apps.superapps.models import SuperApp
 from tests.factories import IsvFactory, MembershipFactory, MerchantFactory, UserFactory, issue_key
 
 STAFF_PASSWORD = "correct horse battery staple"
@@ -101,12 +105,28 @@ class World:
         return [self.a, self.b]
 
 
-def _build_isv(label: str) -> IsvTenant:
+@functools.cache
+def _test_key_pair() -> tuple[str, str]:
+    """One RSA pair for every test credential: generating 2048-bit keys per test would dominate the suite."""
+    return keys.generate_key_pair()
+
+
+def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
     isv = IsvFactory(name=f"canary-isv-{label}")
+    wallet_credential_create(
+        isv=isv, super_app=super_app, client_id=f"canary-isvclient-{label}", private_key_pem=_test_key_pair()[0]
+    )
     staff = MembershipFactory(user=UserFactory(username=f"isv-{label}-admin"), isv=isv, role=Role.ADMIN).user
     merchants = []
     for index in (1, 2):
         merchant = MerchantFactory(isv=isv, name=f"canary-merchant-{label}{index}")
+        wallet_credential_create(
+            isv=isv,
+            merchant=merchant,
+            super_app=super_app,
+            client_id=f"canary-client-{label}{index}",
+            private_key_pem=_test_key_pair()[0],
+        )
         merchant_staff = MembershipFactory(
             user=UserFactory(username=f"merchant-{label}{index}-owner"),
             isv=isv,
@@ -126,7 +146,13 @@ def _build_isv(label: str) -> IsvTenant:
 @pytest.fixture
 def world(db) -> World:
     operator = User.objects.create_superuser(username="operator", password=STAFF_PASSWORD)
-    return World(a=_build_isv("a"), b=_build_isv("b"), operator=operator)
+    super_app = SuperApp.objects.create(
+        code="world-wallet",
+        name="World wallet",
+        gateway_base_url="https://wallet.invalid/api",
+        wallet_public_key_pem=_test_key_pair()[1],
+    )
+    return World(a=_build_isv("a", super_app), b=_build_isv("b", super_app), operator=operator)
 
 
 @pytest.fixture

@@ -7,7 +7,15 @@ from django.test import Client
 
 from tests.test_isolation import METHODS, _api_routes, _fill
 
-HOSTILE_VALUES = ["%00", "x" * 5000, "%F0%9F%92%A9", "..%2F..%2Fetc", "'; DROP TABLE x; --", "%25s%25n"]
+HOSTILE_VALUES = [
+    "cD0AYWJj",  # a base64 cursor whose position holds a NUL byte
+    "%00",
+    "x" * 5000,
+    "%F0%9F%92%A9",
+    "..%2F..%2Fetc",
+    "'; DROP TABLE x; --",
+    "%25s%25n",
+]
 HOSTILE_BODIES = [
     "null",
     "[]",
@@ -17,7 +25,8 @@ HOSTILE_BODIES = [
     '{"name": "a\\u0000b"}',
     '{"name": {"nested": true}, "expires_at": "not a date"}',
     '{"name": "' + "y" * 100 + '", "expires_at": "9999-12-31T23:59:59+14:00"}',
-    "{" * 5000,
+    "[" * 100_000 + "]" * 100_000,
+    '{"a": ' * 50_000 + "1" + "}" * 50_000,
 ]
 HOSTILE_HEADERS = [
     {"HTTP_MERCHANT_ID": "x" * 5000},
@@ -55,7 +64,8 @@ def test_hostile_path_values(world, routes):
 
 def test_hostile_bodies(world, routes):
     client = Client()
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {world.a.merchants[0].key}"}
+    merchant = world.a.merchants[0].merchant
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {world.a.key}", "HTTP_MERCHANT_ID": merchant.public_id}
     for route in routes:
         path = _fill(route, "key_" + "0" * 26)
         for body in HOSTILE_BODIES:

@@ -50,13 +50,8 @@ class ApiKeyAdmin(TenantScopedAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        principal = request_principal(request)
-        if not principal.is_operator:
-            obj.isv_id = principal.isv_id
-            if principal.acts_for_merchant:
-                obj.merchant_id = principal.merchant_id
         obj.created_by = request.user
-        request.issued_api_key_secret = services.api_key_issue(api_key=obj)
+        request.issued_api_key_secret = services.api_key_issue(api_key=obj, issued_by=request_principal(request))
 
     def response_add(self, request, obj, post_url_continue=None):
         # The secret is rendered once into this response; it never goes into a message, cookie or log.

@@ -1,7 +1,8 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 
-from apps.core.errors import AuthenticationError
+from apps.core.api.throttling import FailedAuthenticationLimit
+from apps.core.errors import ApplicationError, AuthenticationError
 
 from . import services
 
@@ -13,15 +14,21 @@ class ApiKeyAuthentication(BaseAuthentication):
         header = request.headers.get("Authorization")
         if header is None:
             return None
-        scheme, _, secret = header.strip().partition(" ")
-        secret = secret.strip()
-        if scheme.lower() != "bearer" or not secret or " " in secret:
-            raise AuthenticationError(
-                "auth.malformed_authorization", "Send the key as 'Authorization: Bearer <api key>'."
+        limit = FailedAuthenticationLimit()
+        limit.check(request)
+        try:
+            scheme, _, secret = header.strip().partition(" ")
+            secret = secret.strip()
+            if scheme.lower() != "bearer" or not secret or " " in secret:
+                raise AuthenticationError(
+                    "auth.malformed_authorization", "Send the key as 'Authorization: Bearer <api key>'."
+                )
+            principal = services.api_key_authenticate(
+                secret=secret, merchant_public_id=request.headers.get("Merchant-Id") or None
             )
-        principal = services.api_key_authenticate(
-            secret=secret, merchant_public_id=request.headers.get("Merchant-Id") or None
-        )
+        except ApplicationError:
+            limit.record_failure(request)
+            raise
         return principal, principal
 
     def authenticate_header(self, request) -> str:

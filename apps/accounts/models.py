@@ -30,10 +30,6 @@ class Membership(TenantOwnedModel, TimeStampedModel):
     def __str__(self) -> str:
         return f"{self.user} · {self.get_role_display()} at {self.merchant or self.isv}"
 
-    def clean(self) -> None:
-        if self.merchant_id and self.isv_id and self.merchant.isv_id != self.isv_id:
-            raise ValidationError({"merchant": "The merchant belongs to another ISV."})
-
 
 class ApiKey(TenantOwnedModel, TimeStampedModel):
     """A server credential of an ISV (``merchant`` empty) or of one merchant.
@@ -71,7 +67,6 @@ class ApiKey(TenantOwnedModel, TimeStampedModel):
         return "active"
 
     def clean(self) -> None:
-        if self.merchant_id and self.isv_id and self.merchant.isv_id != self.isv_id:
-            raise ValidationError({"merchant": "The merchant belongs to another ISV."})
+        super().clean()
         if self._state.adding and self.expires_at is not None and self.expires_at <= timezone.now():
-            raise ValidationError({"expires_at": "The expiry must be in the future."})
+            raise ValidationError({"expires_at": ValidationError("Must be in the future.", code="in_past")})

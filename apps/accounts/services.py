@@ -11,7 +11,6 @@ import secrets
 import string
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError, AuthenticationError, NotFoundError
@@ -45,18 +44,15 @@ def _random(length: int) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def api_key_issue(*, api_key: ApiKey) -> str:
+def api_key_issue(*, api_key: ApiKey, issued_by: Principal) -> str:
     """Give an unsaved ``ApiKey`` its secret and save it; returns the secret, which is not kept.
 
-    Raises ``accounts.merchant_of_other_isv`` when the merchant is not the ISV's and
-    ``accounts.expiry_in_past`` for an expiry that has passed.
+    A key belongs to the tenant its issuer acts for (a merchant, or the ISV itself); only operators choose
+    another owner. Raises ``validation.merchant_of_other_isv`` or ``validation.in_past`` (expiry).
     """
-    if api_key.merchant_id is not None and api_key.merchant.isv_id != api_key.isv_id:
-        raise ApplicationError(
-            "accounts.merchant_of_other_isv", "The merchant belongs to another ISV.", attr="merchant"
-        )
-    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
-        raise ApplicationError("accounts.expiry_in_past", "expires_at must be in the future.", attr="expires_at")
+    if not issued_by.is_operator:
+        api_key.isv_id, api_key.merchant_id = issued_by.isv_id, issued_by.merchant_id
+    api_key.validate_for_save(exclude=("prefix", "secret_hash"))
     kind = _MERCHANT_KEY_KIND if api_key.merchant_id else _ISV_KEY_KIND
     secret = f"{kind}_{_random(_KEY_ID_LENGTH)}{_random(_KEY_SECRET_LENGTH)}"
     api_key.prefix = secret[:_PREFIX_LENGTH]
@@ -65,7 +61,14 @@ def api_key_issue(*, api_key: ApiKey) -> str:
     return secret
 
 
-@transaction.atomic
+def api_key_create_for(
+    *, principal: Principal, name: str, expires_at: datetime.datetime | None = None, created_by: User | None = None
+) -> IssuedApiKey:
+    """A new key for the tenant ``principal`` acts for."""
+    api_key = ApiKey(name=name, expires_at=expires_at, created_by=created_by)
+    return IssuedApiKey(api_key=api_key, secret=api_key_issue(api_key=api_key, issued_by=principal))
+
+
 def api_key_create(
     *,
     isv: Isv,
@@ -74,9 +77,9 @@ def api_key_create(
     expires_at: datetime.datetime | None = None,
     created_by: User | None = None,
 ) -> IssuedApiKey:
-    """A new key for ``isv`` (ISV-level) or for one of its merchants."""
+    """A new key for ``isv`` (ISV-level) or one of its merchants, issued by the platform itself."""
     api_key = ApiKey(isv=isv, merchant=merchant, name=name, expires_at=expires_at, created_by=created_by)
-    return IssuedApiKey(api_key=api_key, secret=api_key_issue(api_key=api_key))
+    return IssuedApiKey(api_key=api_key, secret=api_key_issue(api_key=api_key, issued_by=Principal.operator()))
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
@@ -139,10 +142,7 @@ def api_key_authenticate(*, secret: str, merchant_public_id: str | None) -> Prin
 
 def membership_set(*, user: User, isv: Isv, merchant: Merchant | None = None, role: Role) -> Membership:
     """Give ``user`` exactly this one membership (replacing any other) and admin access."""
-    if merchant is not None and merchant.isv_id != isv.pk:
-        raise ApplicationError(
-            "accounts.merchant_of_other_isv", "The merchant belongs to another ISV.", attr="merchant"
-        )
+    Membership(user=user, isv=isv, merchant=merchant, role=role).validate_for_save(exclude=("user", "public_id"))
     if user.is_superuser:
         raise ApplicationError("accounts.operator_membership", "Platform operators have no tenant membership.")
     membership, _ = Membership.objects.unscoped().update_or_create(

@@ -6,6 +6,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from apps.core.request_context import current_request_id
+
+
+def error_body(*, type: str, code: str, message: str, attr: str | None = None) -> dict[str, Any]:
+    """The one error envelope of the API."""
+    return {
+        "error": {
+            "type": type,
+            "code": code,
+            "message": message,
+            "attr": attr,
+            "request_id": current_request_id(),
+        }
+    }
+
 
 class ApplicationError(Exception):
     status_code = 400
@@ -42,3 +59,12 @@ class AuthenticationError(ApplicationError):
 
 class PayloadTooLargeError(ApplicationError):
     status_code = 413
+
+
+class RateLimitedError(ApplicationError):
+    status_code = 429
+    type = "rate_limit_error"
+
+    def __init__(self, code: str, message: str, *, retry_after: int) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after

@@ -1,18 +1,16 @@
 """Request ids: one per request, echoed in ``X-Request-Id``, in every error envelope and in every log line."""
 
-import contextvars
 import logging
 import re
 
+from django.http import HttpResponse, JsonResponse
 from ulid import ULID
 
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+from apps.core.errors import error_body
+from apps.core.request_context import current_request_id, request_id_var
+
 # A caller's id is reused only if it is short and plain, so it cannot inject into logs or headers.
 _ACCEPTABLE_INBOUND_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-
-
-def current_request_id() -> str:
-    return _request_id.get()
 
 
 class RequestIdMiddleware:
@@ -25,11 +23,11 @@ class RequestIdMiddleware:
         inbound = request.headers.get(self.header, "")
         request_id = inbound if _ACCEPTABLE_INBOUND_ID.match(inbound) else f"req_{str(ULID()).lower()}"
         request.request_id = request_id
-        token = _request_id.set(request_id)
+        token = request_id_var.set(request_id)
         try:
             response = self.get_response(request)
         finally:
-            _request_id.reset(token)
+            request_id_var.reset(token)
         response[self.header] = request_id
         return response
 
@@ -38,3 +36,21 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_request_id()
         return True
+
+
+class RejectNulBytesMiddleware:
+    """A NUL byte in the path or query string is never legitimate, and PostgreSQL refuses it in text: 400."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or "\x00" in query or "%00" in query:
+            message = "The request URL contains a NUL byte."
+            if request.path.startswith("/api/"):
+                return JsonResponse(
+                    error_body(type="invalid_request", code="request.nul_byte", message=message), status=400
+                )
+            return HttpResponse(message, status=400, content_type="text/plain")
+        return self.get_response(request)

@@ -16,7 +16,10 @@ import enum
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Self
 
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from apps.core.errors import ApplicationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -188,6 +191,9 @@ class TenantScopedQuerySet(models.QuerySet):
 
     _fetch_all = _guarded("_fetch_all")
     iterator = _guarded("iterator")
+    aiterator = _guarded("aiterator")
+    raw = _guarded("raw")
+    resolve_expression = _guarded("resolve_expression")
     count = _guarded("count")
     exists = _guarded("exists")
     contains = _guarded("contains")
@@ -197,6 +203,17 @@ class TenantScopedQuerySet(models.QuerySet):
     in_bulk = _guarded("in_bulk")
     explain = _guarded("explain")
     del _guarded
+
+    def _combinator_query(self, combinator, *other_qs, all=False):
+        for queryset in (self, *other_qs):
+            if isinstance(queryset, TenantScopedQuerySet):
+                queryset._check_scope()
+        return super()._combinator_query(combinator, *other_qs, all=all)
+
+    def bulk_create(self, objs, *args, update_conflicts: bool = False, **kwargs):
+        if update_conflicts:
+            self._check_scope()  # an upsert rewrites rows that may be another tenant's
+        return super().bulk_create(objs, *args, update_conflicts=update_conflicts, **kwargs)
 
 
 class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):
@@ -216,6 +233,29 @@ class TenantOwnedModel(models.Model):
 
     class Meta:
         abstract = True
+
+    def clean(self) -> None:
+        super().clean()
+        fields = self.tenant_fields
+        owned_by_both = (fields.isv, fields.merchant) == ("isv_id", "merchant_id")
+        if owned_by_both and self.merchant_id and self.isv_id and self.merchant.isv_id != self.isv_id:
+            raise ValidationError(
+                {"merchant": ValidationError("The merchant belongs to another ISV.", code="merchant_of_other_isv")}
+            )
+
+    def validate_for_save(self, *, exclude: tuple[str, ...] = ()) -> None:
+        """Run model validation in a service and raise the first problem as ``ApplicationError``.
+
+        The model's own ``clean()`` is the one place for its invariants; admin forms reach it the same way.
+        """
+        try:
+            self.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
+        except ValidationError as error:
+            attr, problems = next(iter(error.error_dict.items()))
+            problem = problems[0]
+            raise ApplicationError(
+                f"validation.{problem.code or 'invalid'}", " ".join(problem.messages), attr=attr
+            ) from None
 
     def validate_unique(self, exclude=None) -> None:
         with bypass("uniqueness is checked across all tenants"):

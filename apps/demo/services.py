@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import secrets
+import tempfile
 
+from django.conf import settings
+from django.core.management import call_command
 from django.db import transaction
+from django.utils.text import slugify
 
 from apps.accounts import services as account_services
 from apps.accounts.models import ApiKey, User
 from apps.core.tenancy import Role
 from apps.merchants import services as merchant_services
-from apps.merchants.models import Isv, Merchant
+from apps.merchants.models import Isv, Merchant, WalletCredential
+from apps.superapps.models import SuperApp, TradePayMode
 
 DEMO_ISV = "Demo ISV"
 DEMO_MERCHANTS = (("Demo Coffee", "coffee-staff"), ("Demo Rentals", "rentals-staff"))
+SANDBOX_CODE = "sandbox"
 DEMO_KEY_NAME = "demo key"
 
 
@@ -69,9 +76,54 @@ def _fresh_key(*, isv: Isv, merchant: Merchant | None) -> str:
     return account_services.api_key_create(isv=isv, merchant=merchant, name=DEMO_KEY_NAME).secret
 
 
+def _sandbox_super_app() -> SuperApp:
+    """The built-in sandbox wallet as a super app. Its key is read through the sandbox's console command:
+    the platform never imports sandbox code, as it could not import a real wallet's."""
+    wallet_key = io.StringIO()
+    call_command("sandbox_public_key", stdout=wallet_key)
+    super_app, _ = SuperApp.objects.update_or_create(
+        code=SANDBOX_CODE,
+        defaults={
+            "name": "Sandbox wallet",
+            "gateway_base_url": f"{settings.PUBLIC_BASE_URL}/sandbox",
+            "api_version": "v2",
+            "wallet_public_key_pem": wallet_key.getvalue().strip(),
+            "trade_pay_modes": [TradePayMode.PAYMENT_URL, TradePayMode.ORDER_STR],
+        },
+    )
+    return super_app
+
+
+def _sandbox_credential(*, merchant: Merchant, super_app: SuperApp) -> WalletCredential:
+    """The merchant's credentials at the sandbox, registered there as a merchant would in a wallet's console."""
+    credential = merchant.wallet_credentials.filter(super_app=super_app).first()
+    if credential is None:
+        credential = merchant_services.wallet_credential_create(
+            isv=merchant.isv,
+            merchant=merchant,
+            super_app=super_app,
+            client_id=slugify(merchant.name),
+        )
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as public_key:
+        public_key.write(credential.public_key_pem)
+        public_key.flush()
+        call_command(
+            "sandbox_client_register",
+            "--client-id",
+            credential.client_id,
+            "--public-key-file",
+            public_key.name,
+            "--name",
+            merchant.name,
+            stdout=io.StringIO(),
+        )
+    return credential
+
+
 @transaction.atomic
 def demo_seed() -> DemoSet:
     operator = _login("operator", operator=True)
+    super_app = _sandbox_super_app()
     isv = Isv.objects.unscoped().filter(name=DEMO_ISV).first() or merchant_services.isv_create(name=DEMO_ISV)
     isv_tenant = DemoTenant(
         id=isv.public_id,
@@ -82,6 +134,7 @@ def demo_seed() -> DemoSet:
     merchants = []
     for name, staff in DEMO_MERCHANTS:
         merchant = isv.merchants.filter(name=name).first() or merchant_services.merchant_create(isv=isv, name=name)
+        _sandbox_credential(merchant=merchant, super_app=super_app)
         merchants.append(
             DemoTenant(
                 id=merchant.public_id,

@@ -105,3 +105,17 @@ def test_staff_revoke_keys_with_the_admin_action(world):
 def test_operators_see_every_tenant(world):
     body = _login(world.operator).get(reverse("admin:merchants_merchant_changelist")).content.decode()
     assert all(f"canary-merchant-{label}" in body for label in ("a1", "a2", "b1", "b2"))
+
+
+def test_a_nul_byte_in_an_admin_query_is_a_400(world):
+    client = _login(world.a.staff)
+    assert client.get(reverse("admin:accounts_membership_changelist") + "?role=%00").status_code == 400
+
+
+def test_isv_staff_cannot_rename_their_isv(world):
+    client = _login(world.a.staff)
+    client.post(reverse("admin:merchants_isv_change", args=[world.a.isv.pk]), {"name": "canary-isv-b"})
+    world.a.isv.refresh_from_db()
+    assert world.a.isv.name == "canary-isv-a"
+    page = client.get(reverse("admin:merchants_isv_change", args=[world.a.isv.pk])).content.decode()
+    assert 'name="name"' not in page

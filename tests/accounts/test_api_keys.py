@@ -7,7 +7,7 @@ from apps.accounts.models import ApiKey
 
 
 def test_created_key_is_shown_once_and_works(world, api):
-    client = api.as_key(world.a.merchants[0].key)
+    client = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant)
     response = client.post("/api/v1/api-keys", {"name": "production server"}, format="json")
     assert response.status_code == 201
     body = response.json()
@@ -28,7 +28,9 @@ def test_created_key_is_shown_once_and_works(world, api):
 
 def test_the_database_holds_a_hash_not_the_key(world, api):
     secret = (
-        api.as_key(world.a.merchants[0].key).post("/api/v1/api-keys", {"name": "x"}, format="json").json()["secret"]
+        api.as_key(world.a.key, merchant=world.a.merchants[0].merchant)
+        .post("/api/v1/api-keys", {"name": "x"}, format="json")
+        .json()["secret"]
     )
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM accounts_apikey")
@@ -55,7 +57,7 @@ def test_isv_key_without_merchant_creates_an_isv_key(world, api):
 
 
 def test_revoke_stops_the_key_and_is_idempotent(world, api):
-    client = api.as_key(world.a.merchants[0].key)
+    client = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant)
     created = client.post("/api/v1/api-keys", {"name": "temp"}, format="json").json()
     first = client.delete(f"/api/v1/api-keys/{created['id']}")
     assert first.status_code == 200
@@ -68,7 +70,7 @@ def test_revoke_stops_the_key_and_is_idempotent(world, api):
 def test_expiry_in_the_past_is_rejected_and_nothing_is_created(world, api):
     before = ApiKey.objects.unscoped().count()
     past = (timezone.now() - datetime.timedelta(minutes=1)).isoformat()
-    response = api.as_key(world.a.merchants[0].key).post(
+    response = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant).post(
         "/api/v1/api-keys", {"name": "x", "expires_at": past}, format="json"
     )
     assert response.status_code == 400
@@ -79,13 +81,15 @@ def test_expiry_in_the_past_is_rejected_and_nothing_is_created(world, api):
 
 def test_missing_name_is_rejected_and_nothing_is_created(world, api):
     before = ApiKey.objects.unscoped().count()
-    response = api.as_key(world.a.merchants[0].key).post("/api/v1/api-keys", {}, format="json")
+    response = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant).post(
+        "/api/v1/api-keys", {}, format="json"
+    )
     assert (response.status_code, response.json()["error"]["attr"]) == (400, "name")
     assert ApiKey.objects.unscoped().count() == before
 
 
 def test_list_is_cursor_paginated(world, api):
-    client = api.as_key(world.a.merchants[0].key)
+    client = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant)
     for index in range(4):
         client.post("/api/v1/api-keys", {"name": f"k{index}"}, format="json")
     first = client.get("/api/v1/api-keys?limit=2").json()
@@ -96,3 +100,23 @@ def test_list_is_cursor_paginated(world, api):
     assert client.get("/api/v1/api-keys?limit=1000").status_code == 200
     invalid = client.get("/api/v1/api-keys?cursor=garbage")
     assert (invalid.status_code, invalid.json()["error"]["code"]) == (400, "pagination.invalid_cursor")
+
+
+def test_merchant_keys_read_keys_but_cannot_create_or_revoke(world, api):
+    client = api.as_key(world.a.merchants[0].key)
+    assert client.get("/api/v1/api-keys").status_code == 200
+    created = client.post("/api/v1/api-keys", {"name": "successor"}, format="json")
+    assert (created.status_code, created.json()["error"]["code"]) == (403, "auth.principal_not_allowed")
+    own = ApiKey.objects.unscoped().get(name="canary-key-a1")
+    revoked = client.delete(f"/api/v1/api-keys/{own.public_id}")
+    assert revoked.status_code == 403
+    own.refresh_from_db()
+    assert own.revoked_at is None
+
+
+def test_a_forged_cursor_position_is_a_400(world, api):
+    import base64
+
+    cursor = base64.b64encode(b"p=\x00abc").decode()
+    response = api.as_key(world.a.key).get(f"/api/v1/api-keys?cursor={cursor}")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "pagination.invalid_cursor")

@@ -100,3 +100,37 @@ def test_session_login_does_not_authenticate_the_api(world, api):
     api.force_login(world.a.merchants[0].staff)
     response = api.get("/api/v1/merchant")
     assert (response.status_code, _code(response)) == (401, "auth.missing_credentials")
+
+
+def test_failed_authentication_is_rate_limited_per_address_but_good_keys_are_not(world, api, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "failed_auth": "3/min"},
+    }
+    from rest_framework.settings import api_settings
+
+    api_settings.reload()
+    try:
+        bad = [api.as_key("msk_" + "A" * 40).get("/api/v1/merchant") for _ in range(4)]
+        assert [response.status_code for response in bad] == [401, 401, 401, 429]
+        assert bad[-1].json()["error"]["code"] == "auth.too_many_failures"
+        assert int(bad[-1]["Retry-After"]) > 0
+        # The address is now blocked for credential checks, good key or not, until the window passes.
+        assert api.as_key(world.a.merchants[0].key).get("/api/v1/merchant").status_code == 429
+    finally:
+        api_settings.reload()
+
+
+def test_successful_requests_do_not_count_as_failures(world, api, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "failed_auth": "2/min"},
+    }
+    from rest_framework.settings import api_settings
+
+    api_settings.reload()
+    try:
+        client = api.as_key(world.a.merchants[0].key)
+        assert {client.get("/api/v1/merchant").status_code for _ in range(5)} == {200}
+    finally:
+        api_settings.reload()

@@ -31,7 +31,7 @@ def test_wrong_method_is_405_in_the_envelope(world, api):
 
 
 def test_malformed_json_is_400(world, api):
-    response = api.as_key(world.a.merchants[0].key).generic(
+    response = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant).generic(
         "POST", "/api/v1/api-keys", '{"name": ', content_type="application/json"
     )
     assert response.status_code == 400
@@ -39,7 +39,7 @@ def test_malformed_json_is_400(world, api):
 
 
 def test_non_json_body_is_415(world, api):
-    response = api.as_key(world.a.merchants[0].key).generic(
+    response = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant).generic(
         "POST", "/api/v1/api-keys", "name=x", content_type="application/x-www-form-urlencoded"
     )
     assert response.status_code == 415
@@ -47,7 +47,9 @@ def test_non_json_body_is_415(world, api):
 
 
 def test_validation_error_names_the_field(world, api):
-    response = api.as_key(world.a.merchants[0].key).post("/api/v1/api-keys", {"name": "x" * 101}, format="json")
+    response = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant).post(
+        "/api/v1/api-keys", {"name": "x" * 101}, format="json"
+    )
     assert response.status_code == 400
     error = _error(response)
     assert (error["code"], error["attr"]) == ("validation.max_length", "name")
@@ -56,14 +58,18 @@ def test_validation_error_names_the_field(world, api):
 
 
 def test_a_json_array_instead_of_an_object_is_a_400_not_a_500(world, api):
-    response = api.as_key(world.a.merchants[0].key).post("/api/v1/api-keys", [1, 2], format="json")
+    response = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant).post(
+        "/api/v1/api-keys", [1, 2], format="json"
+    )
     assert response.status_code == 400
     assert _error(response)["type"] == "invalid_request"
 
 
 def test_oversized_body_is_413(world, api, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    response = api.as_key(world.a.merchants[0].key).post("/api/v1/api-keys", {"name": "x" * 2000}, format="json")
+    response = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant).post(
+        "/api/v1/api-keys", {"name": "x" * 2000}, format="json"
+    )
     assert response.status_code == 413
     assert _error(response)["code"] == "request.body_too_large"
 

@@ -1,3 +1,5 @@
+import asyncio
+
 import pytest
 
 from apps.accounts.models import ApiKey, Membership
@@ -23,11 +25,36 @@ def _merchant_principal(tenant) -> Principal:
         lambda: Merchant.objects.filter(name="x").delete(),
         lambda: list(ApiKey.objects.iterator()),
         lambda: Membership.objects.in_bulk([1]),
+        lambda: list(Merchant.objects.raw("SELECT * FROM merchants_merchant")),
+        lambda: list(Merchant.objects.visible_to(Principal.operator()).union(Merchant.objects.all())),
+        lambda: list(Merchant.objects.visible_to(Principal.operator()).filter(pk__in=ApiKey.objects.values("pk"))),
+        lambda: ApiKey.objects.bulk_create(
+            [ApiKey(isv_id=1, name="x", prefix="p", secret_hash="h")],
+            update_conflicts=True,
+            unique_fields=["prefix"],
+            update_fields=["name"],
+        ),
     ],
 )
 def test_a_query_without_tenant_scope_raises(world, query):
     with pytest.raises(TenantScopeError, match="without a tenant scope"):
         query()
+
+
+def test_async_iteration_without_scope_raises(world):
+    async def drain():
+        return [merchant async for merchant in Merchant.objects.all()]
+
+    with pytest.raises(TenantScopeError):
+        asyncio.run(drain())
+
+
+def test_scoped_subqueries_and_unions_are_fine(world):
+    principal = _merchant_principal(world.a.merchants[0])
+    keys = ApiKey.objects.visible_to(principal).values("merchant_id")
+    assert list(Merchant.objects.visible_to(principal).filter(pk__in=keys)) == [world.a.merchants[0].merchant]
+    own = Merchant.objects.visible_to(principal)
+    assert own.union(own).count() == 1
 
 
 def test_the_scope_error_changed_nothing(world):

@@ -1,4 +1,3 @@
-from django.utils import timezone
 from rest_framework import serializers
 
 
@@ -33,9 +32,4 @@ class ApiKeyCreatedSerializer(ApiKeyOutputSerializer):
 
 class ApiKeyCreateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, help_text="What the key is for, e.g. 'production server'.")
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
-
-    def validate_expires_at(self, value):
-        if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("Must be in the future.", code="in_past")
-        return value
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="In the future; none = never.")

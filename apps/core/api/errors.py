@@ -15,8 +15,13 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from apps.core.errors import ApplicationError, AuthenticationError, PayloadTooLargeError
-from apps.core.middleware import current_request_id
+from apps.core.errors import (
+    ApplicationError,
+    AuthenticationError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    error_body,
+)
 
 # DRF exception class -> (type, our code) for the errors the framework raises itself.
 _FRAMEWORK_ERRORS: dict[type[exceptions.APIException], tuple[str, str]] = {
@@ -30,18 +35,6 @@ _FRAMEWORK_ERRORS: dict[type[exceptions.APIException], tuple[str, str]] = {
     exceptions.NotAcceptable: ("invalid_request", "request.not_acceptable"),
     exceptions.Throttled: ("rate_limit_error", "request.rate_limited"),
 }
-
-
-def error_body(*, type: str, code: str, message: str, attr: str | None = None) -> dict[str, Any]:
-    return {
-        "error": {
-            "type": type,
-            "code": code,
-            "message": message,
-            "attr": attr,
-            "request_id": current_request_id(),
-        }
-    }
 
 
 def _flatten(detail: Any, path: str = "") -> Iterator[tuple[str | None, exceptions.ErrorDetail]]:
@@ -86,10 +79,15 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 
     if isinstance(exc, ApplicationError):
         set_rollback()
+        headers = {}
+        if isinstance(exc, AuthenticationError):
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        if isinstance(exc, RateLimitedError):
+            headers["Retry-After"] = str(exc.retry_after)
         return Response(
             error_body(type=exc.type, code=exc.code, message=exc.message, attr=exc.attr),
             status=exc.status_code,
-            headers={"WWW-Authenticate": 'Bearer realm="api"'} if isinstance(exc, AuthenticationError) else None,
+            headers=headers,
         )
     if isinstance(exc, exceptions.ValidationError):
         set_rollback()

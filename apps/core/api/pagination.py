@@ -1,6 +1,7 @@
 from rest_framework import exceptions, pagination
 
 from apps.core.errors import ApplicationError
+from apps.core.ids import is_public_id
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -12,11 +13,13 @@ class CursorPagination(pagination.CursorPagination):
     max_page_size = 100
 
     def decode_cursor(self, request):
+        invalid = ApplicationError(
+            "pagination.invalid_cursor", "The cursor is not valid; use a `next` or `previous` link.", attr="cursor"
+        )
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except exceptions.NotFound:
-            raise ApplicationError(
-                "pagination.invalid_cursor",
-                "The cursor is not valid; use a `next` or `previous` link.",
-                attr="cursor",
-            ) from None
+            raise invalid from None
+        if cursor is not None and cursor.position is not None and not is_public_id(cursor.position):
+            raise invalid  # a forged position would otherwise reach the query
+        return cursor

@@ -37,6 +37,8 @@ _PROTECTED = frozenset(
 class TenantApiView(APIView):
     #: Principal kinds this endpoint serves; others get 403 ``auth.principal_not_allowed``.
     allowed_principals: frozenset[PrincipalKind] = API_KEY_PRINCIPALS
+    #: Principal kinds that may use the unsafe methods (POST, PUT, PATCH, DELETE); ``None``: as for reads.
+    write_principals: frozenset[PrincipalKind] | None = None
     #: The endpoint acts on one merchant: an ISV key must name it in ``Merchant-Id``.
     requires_merchant: bool = False
 
@@ -57,7 +59,10 @@ class TenantApiView(APIView):
             )
         super().initial(request, *args, **kwargs)
         principal: Principal = request.auth
-        if principal.kind not in self.allowed_principals:
+        allowed = self.allowed_principals
+        if self.write_principals is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+            allowed = self.write_principals
+        if principal.kind not in allowed:
             raise PermissionDeniedError(
                 "auth.principal_not_allowed",
                 f"This endpoint does not accept a {principal.kind.replace('_', ' ')} credential.",

@@ -1,0 +1,132 @@
+"""What the sandbox reads: lookups scoped to the calling client, cashier figures, settlement rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
+from iso4217 import Currency
+
+from . import conf
+from .models import TEST_USERS, Balance, ClassicOrder, Payment, Refund, Registration, SandboxClient
+from .protocol import iso
+
+
+def client_get(client_id: str) -> SandboxClient | None:
+    return SandboxClient.objects.filter(client_id=client_id).first()
+
+
+def client_for_classic_app(app_id: str) -> SandboxClient | None:
+    return SandboxClient.objects.filter(classic_app_id=app_id).first() if app_id else None
+
+
+def payment_find(*, client: SandboxClient, payment_id: str, payment_request_id: str) -> Payment | None:
+    """``paymentId`` wins when both are given (§4.3)."""
+    lookup = {"payment_id": payment_id} if payment_id else {"payment_request_id": payment_request_id}
+    return client.payments.filter(**lookup).first()
+
+
+def refund_find(*, client: SandboxClient, refund_id: str, refund_request_id: str) -> Refund | None:
+    lookup = {"refund_id": refund_id} if refund_id else {"refund_request_id": refund_request_id}
+    return client.refunds.select_related("payment").filter(**lookup).first()
+
+
+def registration_find(
+    *, client: SandboxClient, registration_request_id: str, reference_merchant_id: str
+) -> Registration | None:
+    """By request id, or the latest registration of a merchant."""
+    if registration_request_id:
+        return client.registrations.filter(registration_request_id=registration_request_id).first()
+    return client.registrations.filter(reference_merchant_id=reference_merchant_id).order_by("-pk").first()
+
+
+def payment_get(payment_id: str) -> Payment | None:
+    return Payment.objects.select_related("client").filter(payment_id=payment_id).first()
+
+
+def classic_order_get(wallet_no: str) -> ClassicOrder | None:
+    return ClassicOrder.objects.select_related("client").filter(wallet_no=wallet_no).first()
+
+
+def format_amount(currency: str, minor_units: int) -> str:
+    """``("KWD", 1500)`` -> ``"KWD 1.500"``: the currency's own exponent, from ISO 4217."""
+    exponent = Currency(currency).exponent or 0
+    return f"{currency} {Decimal(minor_units).scaleb(-exponent):,.{exponent}f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CashierUser:
+    login: str
+    display_name: str
+    balance: str
+    can_pay: bool
+
+
+def cashier_users(*, currency: str, amount: int) -> list[CashierUser]:
+    """The test users with their balance in ``currency`` (the opening balance if they never paid in it)."""
+    held = dict(
+        Balance.objects.filter(user__login__in=TEST_USERS, currency=currency).values_list("user__login", "amount")
+    )
+    users = []
+    for seed in TEST_USERS.values():
+        balance = held.get(seed.login, seed.opening_balance)
+        users.append(CashierUser(seed.login, seed.display_name, format_amount(currency, balance), balance >= amount))
+    return users
+
+
+SETTLEMENT_COLUMNS = (
+    "record_type",
+    "payment_id",
+    "payment_request_id",
+    "refund_id",
+    "refund_request_id",
+    "currency",
+    "amount",
+    "fee",
+    "net",
+    "transaction_time",
+    "settlement_date",
+)
+
+
+def settlement_rows(*, client: SandboxClient, day: dt.date) -> list[dict]:
+    """One client's money movements that settle on ``day`` (UTC): payments on the day they were paid, refunds
+    and voids (cancellations of paid payments, as REFUND rows without a refund id) on the day they happened.
+    Payments carry the fee; refunds are negative and carry none."""
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    end = start + dt.timedelta(days=1)
+    rows = []
+    for payment in client.payments.filter(paid_at__gte=start, paid_at__lt=end):
+        fee = _fee(payment.amount)
+        rows.append(_row("PAYMENT", payment, None, payment.amount, fee, payment.paid_at, day))
+    voided = client.payments.filter(cancelled_at__gte=start, cancelled_at__lt=end, paid_at__isnull=False)
+    for payment in voided:
+        rows.append(_row("REFUND", payment, None, -payment.amount, 0, payment.cancelled_at, day))
+    refunds = client.refunds.select_related("payment").filter(
+        status=Refund.Status.SUCCESS, refunded_at__gte=start, refunded_at__lt=end
+    )
+    for refund in refunds:
+        rows.append(_row("REFUND", refund.payment, refund, -refund.amount, 0, refund.refunded_at, day))
+    return sorted(rows, key=lambda row: row["transaction_time"])
+
+
+def _fee(amount: int) -> int:
+    """``SANDBOX_FEE_BPS`` basis points of the amount, rounded half up to a whole minor unit."""
+    return int((Decimal(amount) * conf.get("FEE_BPS") / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _row(record_type, payment, refund, amount, fee, moment, day) -> dict:
+    return {
+        "record_type": record_type,
+        "payment_id": payment.payment_id,
+        "payment_request_id": payment.payment_request_id,
+        "refund_id": refund.refund_id if refund else "",
+        "refund_request_id": refund.refund_request_id if refund else "",
+        "currency": payment.currency,
+        "amount": amount,
+        "fee": fee,
+        "net": amount - fee,
+        "transaction_time": iso(moment),
+        "settlement_date": day.isoformat(),
+    }

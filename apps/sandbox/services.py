@@ -1,0 +1,818 @@
+"""Everything the sandbox wallet writes: its key, clients, money moves, payments, refunds, tokens,
+registrations, orderStr orders and the notification outbox.
+
+Money moves lock the rows they touch (``select_for_update``) inside one transaction. Failures are raised as
+``WalletError`` carrying the wire result code, because the wire code is this app's stable error vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import json
+import logging
+import secrets
+import threading
+import urllib.parse
+from collections.abc import Callable
+
+import httpx
+from cryptography.fernet import Fernet, MultiFernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from django.db import IntegrityError, connections, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from . import conf, faults, signing
+from .models import (
+    TEST_USERS,
+    AccessToken,
+    AuthCode,
+    Balance,
+    ClassicOrder,
+    Notification,
+    NotificationAttempt,
+    Payment,
+    Refund,
+    Registration,
+    SandboxClient,
+    SandboxUser,
+    WalletKey,
+)
+from .protocol import Dialect, WalletError, dumps, illegal, iso, money, result
+
+logger = logging.getLogger(__name__)
+
+WALLET_KEY_VERSION = 1
+ACCESS_TOKEN_TTL = dt.timedelta(days=1)
+REFRESH_TOKEN_TTL = dt.timedelta(days=30)
+# A notification is claimed for this long while it is being sent, so a crashed sender's claim lapses.
+DELIVERY_LEASE = dt.timedelta(seconds=120)
+# out_of_order_notify holds a notification until a later one is sent, but never longer than this.
+OUT_OF_ORDER_MAX_HOLD_SECONDS = 300
+CLASSIC_TIME_ZONE = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # Alipay's gateway speaks Beijing time
+REVIEW_REJECTIONS = {
+    "registry": "registration number not found in the business registry",
+    "expired": "business license expired",
+}
+
+
+# --- Keys and clients ----------------------------------------------------------------------------
+
+
+def wallet_key() -> WalletKey:
+    """The wallet's key pair, generated on first use; concurrent first calls end up with the same row."""
+    key = WalletKey.objects.first()
+    if key is not None:
+        return key
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    try:
+        with transaction.atomic():
+            return WalletKey.objects.create(
+                private_key_encrypted=_fernet().encrypt(pem).decode("ascii"),
+                public_key_pem=signing.public_pem(private_key.public_key()),
+            )
+    except IntegrityError:
+        return WalletKey.objects.get()
+
+
+def wallet_private_key() -> rsa.RSAPrivateKey:
+    return _decrypt_private_key(wallet_key().private_key_encrypted)
+
+
+@functools.lru_cache(maxsize=4)
+def _decrypt_private_key(ciphertext: str) -> rsa.RSAPrivateKey:
+    return serialization.load_pem_private_key(_fernet().decrypt(ciphertext.encode("ascii")), password=None)
+
+
+def _fernet() -> MultiFernet:
+    """The first of ``FIELD_ENCRYPTION_KEYS`` encrypts; all of them decrypt (rotation)."""
+    return MultiFernet([Fernet(key) for key in settings.FIELD_ENCRYPTION_KEYS])
+
+
+def client_register(
+    *,
+    client_id: str,
+    public_key: str,
+    key_version: int | None = None,
+    name: str | None = None,
+    partner_id: str | None = None,
+    classic_app_id: str | None = None,
+    site_name: str | None = None,
+    fault_settings: dict | None = None,
+) -> tuple[SandboxClient, bool]:
+    """Create the client or update what was given; raises ``ValueError`` for a bad key or fault."""
+    fields = {
+        "public_key_pem": signing.public_pem(signing.load_public_key(public_key)),
+        "key_version": key_version,
+        "name": name,
+        "partner_id": partner_id,
+        "classic_app_id": classic_app_id,
+        "site_name": site_name,
+        "faults": None if fault_settings is None else faults.validate(fault_settings),
+    }
+    given = {field: value for field, value in fields.items() if value is not None}
+    with transaction.atomic():
+        return SandboxClient.objects.update_or_create(
+            client_id=client_id, defaults=given, create_defaults={"name": client_id, **given}
+        )
+
+
+# --- Users and money -----------------------------------------------------------------------------
+
+
+def _user(login: str) -> SandboxUser:
+    seed = TEST_USERS.get(login)
+    if seed is None:
+        raise WalletError("USER_NOT_EXIST", f"no sandbox user {login!r}")
+    user, _ = SandboxUser.objects.get_or_create(
+        login=login, defaults={"customer_id": seed.customer_id, "display_name": seed.display_name}
+    )
+    return user
+
+
+def _balance(*, currency: str, user: SandboxUser | None = None, client: SandboxClient | None = None) -> Balance:
+    initial = TEST_USERS[user.login].opening_balance if user else 0
+    balance, _ = Balance.objects.get_or_create(
+        user=user, client=client, currency=currency, defaults={"amount": initial}
+    )
+    return balance
+
+
+def _move(*, amount: int, source: Balance, target: Balance | None, shortfall_code: str) -> None:
+    """Move ``amount`` from ``source`` to ``target`` (or out of circulation: a freeze). Caller holds a
+    transaction; rows are locked in primary-key order so two opposite moves cannot deadlock."""
+    pks = sorted(balance.pk for balance in (source, target) if balance is not None)
+    locked = {balance.pk: balance for balance in Balance.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+    if locked[source.pk].amount < amount:
+        raise WalletError(shortfall_code, "balance is not enough")
+    Balance.objects.filter(pk=source.pk).update(amount=F("amount") - amount)
+    if target is not None:
+        Balance.objects.filter(pk=target.pk).update(amount=F("amount") + amount)
+
+
+def _wallet_number(digits: int = 32) -> str:
+    """Wallet-side ids look like Alipay's: a timestamp, then random digits."""
+    stamp = timezone.now().strftime("%Y%m%d%H%M%S")
+    return stamp + "".join(secrets.choice("0123456789") for _ in range(digits - len(stamp)))
+
+
+def _replay(stored_fingerprint: str, fingerprint: str, response_body: str) -> dict:
+    """§5: the same request id with the same content gets the same answer; different content is refused."""
+    if stored_fingerprint != fingerprint:
+        raise WalletError("REPEAT_REQ_INCONSISTENT", "the request id was used before with different content")
+    return json.loads(response_body)
+
+
+# --- Payments ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PaymentOrder:
+    """What a pay call asks for, already validated."""
+
+    payment_request_id: str
+    currency: str
+    amount: int
+    product_code: str
+    payee_name: str
+    order_description: str
+    notify_url: str
+    redirect_url: str
+    expires_at: dt.datetime | None
+    partner_id: str
+
+
+def payment_create(
+    *,
+    client: SandboxClient,
+    dialect: Dialect,
+    order: PaymentOrder,
+    fingerprint: str,
+    fault_settings: dict,
+    cashier_url: Callable[[str], str],
+) -> dict:
+    """Accept a cashier payment and answer with where to send the user (stored, for identical retries)."""
+    if order.amount > conf.get("PAYMENT_LIMIT"):
+        raise WalletError("PAYMENT_AMOUNT_EXCEED_LIMIT", "paymentAmount is above the sandbox limit")
+    existing = Payment.objects.filter(client=client, payment_request_id=order.payment_request_id).first()
+    if existing is not None:
+        return _replay(existing.request_fingerprint, fingerprint, existing.response_body)
+    payment = Payment(
+        payment_id=_wallet_number(),
+        client=client,
+        dialect=dialect,
+        request_fingerprint=fingerprint,
+        faults=fault_settings,
+        **dataclasses.asdict(order),
+    )
+    payment.response_body = dumps(_pay_response(payment, dialect, cashier_url(payment.payment_id)))
+    try:
+        with transaction.atomic():
+            payment.save()
+    except IntegrityError:
+        existing = Payment.objects.get(client=client, payment_request_id=order.payment_request_id)
+        return _replay(existing.request_fingerprint, fingerprint, existing.response_body)
+    return json.loads(payment.response_body)
+
+
+def _pay_response(payment: Payment, dialect: Dialect, redirection_url: str) -> dict:
+    body = {"result": result("ACCEPT", "A", "accept"), "paymentId": payment.payment_id}
+    if dialect is Dialect.V1:
+        body["actionForm"] = {"actionFormType": "REDIRECTION", "redirectionUrl": redirection_url}
+    else:
+        body["redirectActionForm"] = {"method": "POST", "redirectionUrl": redirection_url}
+    return body
+
+
+def payment_pay(*, payment_id: str, login: str) -> Payment:
+    """The cashier's Pay: debit the user, credit the merchant, and queue ``notifyPayment``."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update(of=("self",)).select_related("client").get(payment_id=payment_id)
+        now = timezone.now()
+        if payment.status != Payment.Status.PROCESSING or payment.is_expired(now):
+            raise WalletError("ORDER_STATUS_INVALID", "this payment can no longer be paid")
+        user = _user(login)
+        _move(
+            amount=payment.amount,
+            source=_balance(user=user, currency=payment.currency),
+            target=_balance(client=payment.client, currency=payment.currency),
+            shortfall_code="USER_BALANCE_NOT_ENOUGH",
+        )
+        payment.status, payment.payer, payment.paid_at = Payment.Status.SUCCESS, user, now
+        payment.save(update_fields=["status", "payer", "paid_at"])
+        if payment.notify_url:
+            _enqueue(
+                client=payment.client,
+                kind=Notification.Kind.PAYMENT,
+                reference=payment.payment_id,
+                url=payment.notify_url,
+                body=dumps(_payment_notification(payment)),
+                fault_settings=payment.faults,
+            )
+    return payment
+
+
+def _payment_notification(payment: Payment) -> dict:
+    common = {
+        "paymentId": payment.payment_id,
+        "paymentRequestId": payment.payment_request_id,
+    }
+    if payment.dialect == Dialect.V1:
+        return {
+            "partnerId": payment.partner_id or payment.client.partner_id,
+            **common,
+            "paymentAmount": money(payment.currency, payment.amount),
+            "paymentTime": iso(payment.paid_at),
+            "paymentStatus": "SUCCESS",
+        }
+    return {
+        **common,
+        "paymentResult": result(),
+        "paymentAmount": money(payment.currency, payment.amount),
+        "paymentTime": iso(payment.paid_at),
+        "paymentCreateTime": iso(payment.created_at),
+    }
+
+
+def payment_cancel(*, payment: Payment) -> Payment:
+    """Close an unpaid payment, or void a paid one and give the payer the money back; never after a refund."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update(of=("self",)).select_related("client", "payer").get(pk=payment.pk)
+        if payment.status == Payment.Status.CANCELLED:
+            return payment
+        if payment.refunds.exists():
+            raise WalletError("ORDER_STATUS_INVALID", "a refunded payment cannot be cancelled")
+        if payment.status == Payment.Status.SUCCESS:
+            _move(
+                amount=payment.amount,
+                source=_balance(client=payment.client, currency=payment.currency),
+                target=_balance(user=payment.payer, currency=payment.currency),
+                shortfall_code="MERCHANT_BALANCE_NOT_ENOUGH",
+            )
+        payment.status, payment.cancelled_at = Payment.Status.CANCELLED, timezone.now()
+        payment.save(update_fields=["status", "cancelled_at"])
+    return payment
+
+
+# --- Refunds -------------------------------------------------------------------------------------
+
+
+def refund_create(
+    *,
+    client: SandboxClient,
+    payment: Payment,
+    refund_request_id: str,
+    fingerprint: str,
+    currency: str,
+    amount: int,
+    reason: str,
+    leave_processing: bool = False,
+) -> dict:
+    """Refund part or all of a paid payment. ``leave_processing`` (the ``result_u`` fault) accepts the refund
+    but moves no money until an inquiry completes it, and answers ``REFUND_IN_PROCESS``."""
+    existing = Refund.objects.filter(client=client, refund_request_id=refund_request_id).first()
+    if existing is not None:
+        return _refund_replay(existing, fingerprint)
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.select_for_update().get(pk=payment.pk)
+            if payment.status != Payment.Status.SUCCESS:
+                raise WalletError("ORDER_STATUS_INVALID", f"a {payment.status} payment cannot be refunded")
+            if currency != payment.currency:
+                raise illegal("refundAmount.currency", f"must be the payment currency {payment.currency}")
+            refunded = payment.refunds.aggregate(total=Sum("amount"))["total"] or 0  # in process ones count too
+            if refunded + amount > payment.amount:
+                raise WalletError("REFUND_AMOUNT_EXCEED", "refunds would exceed the paid amount")
+            refund = Refund.objects.create(
+                refund_id=_wallet_number(),
+                payment=payment,
+                client=client,
+                refund_request_id=refund_request_id,
+                request_fingerprint=fingerprint,
+                currency=currency,
+                amount=amount,
+                reason=reason,
+                status=Refund.Status.PROCESSING,
+            )
+            if not leave_processing:
+                _refund_settle(refund)
+    except IntegrityError:  # the same refundRequestId, concurrently: answer as the winner did
+        refund = Refund.objects.get(client=client, refund_request_id=refund_request_id)
+    return _refund_replay(refund, fingerprint)
+
+
+def refund_complete(*, refund: Refund) -> Refund:
+    """Finish a refund left in process (what the next inquiry does)."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        if refund.status == Refund.Status.PROCESSING:
+            _refund_settle(refund)
+    return refund
+
+
+def _refund_settle(refund: Refund) -> None:
+    payment = Payment.objects.select_related("client", "payer").get(pk=refund.payment_id)
+    _move(
+        amount=refund.amount,
+        source=_balance(client=payment.client, currency=refund.currency),
+        target=_balance(user=payment.payer, currency=refund.currency),
+        shortfall_code="MERCHANT_BALANCE_NOT_ENOUGH",
+    )
+    refund.status, refund.refunded_at = Refund.Status.SUCCESS, timezone.now()
+    refund.response_body = dumps(
+        {"result": result(), "refundId": refund.refund_id, "refundTime": iso(refund.refunded_at)}
+    )
+    refund.save(update_fields=["status", "refunded_at", "response_body"])
+
+
+def _refund_replay(refund: Refund, fingerprint: str) -> dict:
+    """A refund still in process has no final answer to repeat yet: it is still unknown (U)."""
+    if refund.status == Refund.Status.PROCESSING and refund.request_fingerprint == fingerprint:
+        raise WalletError("REFUND_IN_PROCESS", "the refund is in process; inquire later", status="U")
+    return _replay(refund.request_fingerprint, fingerprint, refund.response_body)
+
+
+# --- Authorisation -------------------------------------------------------------------------------
+
+
+def auth_code_issue(*, app_id: str, login: str, scopes: list[str]) -> AuthCode:
+    """What ``my.getAuthCode`` returns to the mini program: a single-use code for this user."""
+    return AuthCode.objects.create(
+        code=secrets.token_urlsafe(24),
+        app_id=app_id,
+        user=_user(login),
+        scopes=scopes,
+        expires_at=timezone.now() + dt.timedelta(seconds=conf.get("AUTH_CODE_TTL")),
+    )
+
+
+def token_from_auth_code(*, client: SandboxClient, dialect: Dialect, code: str, app_id: str) -> AccessToken:
+    spelling = "CODE" if dialect is Dialect.V1 else "AUTHCODE"
+    now = timezone.now()
+    auth_code = AuthCode.objects.select_related("user").filter(code=code).first()
+    if auth_code is None or (dialect.needs_mini_program_ids and auth_code.app_id != app_id):
+        raise WalletError(f"INVALID_{spelling}", "the auth code is not known")
+    if auth_code.used_at is None and auth_code.expires_at <= now:
+        raise WalletError(f"EXPIRED_{spelling}", "the auth code has expired")
+    if not AuthCode.objects.filter(pk=auth_code.pk, used_at=None).update(used_at=now):
+        raise WalletError(f"USED_{spelling}", "the auth code was already used")
+    return _grant(client=client, user=auth_code.user, scopes=auth_code.scopes)
+
+
+def token_refresh(*, client: SandboxClient, refresh_token: str) -> AccessToken:
+    now = timezone.now()
+    grant = AccessToken.objects.filter(client=client, refresh_token=refresh_token).first()
+    if grant is None:
+        raise WalletError("INVALID_REFRESH_TOKEN", "the refresh token is not known")
+    if grant.refresh_used_at is None and grant.refresh_token_expires_at <= now:
+        raise WalletError("EXPIRED_REFRESH_TOKEN", "the refresh token has expired")
+    if not AccessToken.objects.filter(pk=grant.pk, refresh_used_at=None).update(refresh_used_at=now):
+        raise WalletError("USED_REFRESH_TOKEN", "the refresh token was already used")
+    return _grant(client=client, user=grant.user, scopes=grant.scopes)
+
+
+def _grant(*, client: SandboxClient, user: SandboxUser, scopes: list[str]) -> AccessToken:
+    now = timezone.now()
+    return AccessToken.objects.create(
+        client=client,
+        user=user,
+        scopes=scopes,
+        access_token=secrets.token_hex(32),
+        access_token_expires_at=now + ACCESS_TOKEN_TTL,
+        refresh_token=secrets.token_hex(32),
+        refresh_token_expires_at=now + REFRESH_TOKEN_TTL,
+    )
+
+
+# --- Merchant registration -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistrationRequest:
+    registration_request_id: str
+    reference_merchant_id: str
+    notify_url: str
+    merchant_info: dict
+    product_codes: list
+    pass_through_info: str
+
+
+def registration_submit(
+    *, client: SandboxClient, request: RegistrationRequest, fingerprint: str, fault_settings: dict
+) -> dict:
+    """Accept a registration for review (PENDING); the review ends ``SANDBOX_REVIEW_DELAY`` seconds later."""
+    lookup = {"client": client, "registration_request_id": request.registration_request_id}
+    existing = Registration.objects.filter(**lookup).first()
+    if existing is not None:
+        return _replay(existing.request_fingerprint, fingerprint, existing.response_body)
+    live = Registration.objects.filter(client=client, reference_merchant_id=request.reference_merchant_id)
+    if live.exclude(status=Registration.Status.REJECTED).exists():
+        raise WalletError("REPEAT_REGISTRATION", "this referenceMerchantId is already registered or in review")
+    response = {"result": result(), "registrationResult": {"registrationStatus": "PENDING"}}
+    now = timezone.now()
+    if request.pass_through_info:
+        response["passThroughInfo"] = request.pass_through_info
+    try:
+        with transaction.atomic():
+            Registration.objects.create(
+                **lookup,
+                request_fingerprint=fingerprint,
+                response_body=dumps(response),
+                reference_merchant_id=request.reference_merchant_id,
+                notify_url=request.notify_url,
+                merchant_info=request.merchant_info,
+                product_codes=request.product_codes,
+                faults=fault_settings,
+                created_at=now,
+                review_due_at=now + dt.timedelta(seconds=conf.scaled_seconds(conf.get("REVIEW_DELAY"))),
+            )
+    except IntegrityError:
+        existing = Registration.objects.get(**lookup)
+        return _replay(existing.request_fingerprint, fingerprint, existing.response_body)
+    return response
+
+
+def registration_review_if_due(*, registration: Registration, send_after_commit: bool = True) -> Registration:
+    """Decide a registration whose review time has come, and queue ``notifyRegistrationStatus`` (sent right
+    after commit, unless the caller is the sweep, which sends it itself)."""
+    with transaction.atomic():
+        registration = (
+            Registration.objects.select_for_update(of=("self",)).select_related("client").get(pk=registration.pk)
+        )
+        now = timezone.now()
+        if registration.status != Registration.Status.PENDING or registration.review_due_at > now:
+            return registration
+        registration.reject_reason = _review_rejection(registration.merchant_info, now)
+        registration.status = (
+            Registration.Status.REJECTED if registration.reject_reason else Registration.Status.COMPLETED
+        )
+        registration.reviewed_at = now
+        registration.save(update_fields=["status", "reject_reason", "reviewed_at"])
+        if registration.notify_url:
+            _enqueue(
+                client=registration.client,
+                kind=Notification.Kind.REGISTRATION,
+                reference=registration.registration_request_id,
+                url=registration.notify_url,
+                body=dumps(
+                    {
+                        "referenceMerchantId": registration.reference_merchant_id,
+                        "registrationRequestId": registration.registration_request_id,
+                        "registrationResult": registration_result(registration),
+                        "pspRegistrationResultList": [],
+                    }
+                ),
+                fault_settings=registration.faults,
+                send_after_commit=send_after_commit,
+            )
+    return registration
+
+
+def registration_result(registration: Registration) -> dict:
+    outcome = {"registrationStatus": registration.status}
+    if registration.reject_reason:
+        outcome["rejectReason"] = registration.reject_reason
+    return outcome
+
+
+def _review_rejection(merchant_info: dict, now: dt.datetime) -> str:
+    """The review rule (README): a registry miss (number ends in 000), then an expired licence; else pass."""
+    detail = merchant_info.get("registrationDetail") or {}
+    if str(detail.get("registrationNo", "")).endswith("000"):
+        return REVIEW_REJECTIONS["registry"]
+    expires = license_expiry(detail.get("registrationExpireDate"))
+    if expires is not None and expires <= now:
+        return REVIEW_REJECTIONS["expired"]
+    return ""
+
+
+def license_expiry(value: object) -> dt.datetime | None:
+    """``registrationExpireDate`` as a moment: a bare date lasts to the end of that day (UTC)."""
+    if not value:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("not a date")
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(value) + dt.timedelta(days=1), dt.time(), dt.UTC)
+    except ValueError:
+        moment = dt.datetime.fromisoformat(value)
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+# --- Classic orderStr ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicRequest:
+    kind: str
+    out_no: str
+    out_request_no: str
+    title: str
+    amount: int  # fen
+    notify_url: str
+
+
+def classic_order_open(*, client: SandboxClient, request: ClassicRequest, fingerprint: str) -> ClassicOrder:
+    """The order an ``orderStr`` describes; opening the same one again finds it, altered content is refused."""
+    lookup = {"client": client, "kind": request.kind, "out_no": request.out_no}
+    order = ClassicOrder.objects.filter(**lookup).first()
+    if order is None:
+        try:
+            with transaction.atomic():
+                order = ClassicOrder.objects.create(
+                    **lookup,
+                    wallet_no=_wallet_number(28),
+                    out_request_no=request.out_request_no,
+                    request_fingerprint=fingerprint,
+                    title=request.title,
+                    currency="CNY",
+                    amount=request.amount,
+                    notify_url=request.notify_url,
+                    faults=client.faults,
+                )
+        except IntegrityError:
+            order = ClassicOrder.objects.get(**lookup)
+    if order.request_fingerprint != fingerprint:
+        raise WalletError("REPEAT_REQ_INCONSISTENT", "this order number was used with different content")
+    return order
+
+
+def classic_order_confirm(*, wallet_no: str, login: str) -> ClassicOrder:
+    """Pay (trade) or freeze (pre-authorisation: the money leaves the user's balance but reaches no one
+    until captured, which the sandbox does not simulate), then queue the classic async notification."""
+    with transaction.atomic():
+        order = ClassicOrder.objects.select_for_update(of=("self",)).select_related("client").get(wallet_no=wallet_no)
+        if order.status != ClassicOrder.Status.PROCESSING:
+            raise WalletError("ORDER_STATUS_INVALID", "this order was already confirmed")
+        user = _user(login)
+        is_trade = order.kind == ClassicOrder.Kind.TRADE
+        _move(
+            amount=order.amount,
+            source=_balance(user=user, currency=order.currency),
+            target=_balance(client=order.client, currency=order.currency) if is_trade else None,
+            shortfall_code="USER_BALANCE_NOT_ENOUGH",
+        )
+        order.status, order.payer, order.paid_at = ClassicOrder.Status.SUCCESS, user, timezone.now()
+        order.operation_id = "" if is_trade else _wallet_number(24)
+        order.save(update_fields=["status", "payer", "paid_at", "operation_id"])
+        if order.notify_url:
+            _enqueue(
+                client=order.client,
+                kind=Notification.Kind.CLASSIC,
+                reference=order.wallet_no,
+                url=order.notify_url,
+                body=urllib.parse.urlencode(_classic_notification(order)),
+                fault_settings=order.faults,
+            )
+    return order
+
+
+def _classic_notification(order: ClassicOrder) -> dict:
+    amount = f"{order.amount // 100}.{order.amount % 100:02d}"
+    at = order.paid_at.astimezone(CLASSIC_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S")
+    params = {
+        "app_id": order.client.classic_app_id,
+        "charset": "utf-8",
+        "version": "1.0",
+        "sign_type": "RSA2",
+        "notify_id": secrets.token_hex(16),
+        "notify_time": timezone.now().astimezone(CLASSIC_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if order.kind == ClassicOrder.Kind.TRADE:
+        params |= {
+            "notify_type": "trade_status_sync",
+            "trade_no": order.wallet_no,
+            "out_trade_no": order.out_no,
+            "subject": order.title,
+            "total_amount": amount,
+            "receipt_amount": amount,
+            "trade_status": "TRADE_SUCCESS",
+            "gmt_payment": at,
+            "buyer_id": order.payer.customer_id,
+        }
+    else:
+        params |= {
+            "notify_type": "fund_auth_freeze",
+            "auth_no": order.wallet_no,
+            "out_order_no": order.out_no,
+            "out_request_no": order.out_request_no,
+            "operation_id": order.operation_id,
+            "operation_type": "FREEZE",
+            "amount": amount,
+            "total_freeze_amount": amount,
+            "rest_amount": amount,
+            "status": "SUCCESS",
+            "payer_user_id": order.payer.customer_id,
+            "gmt_trans": at,
+        }
+    sign = signing.classic_sign(wallet_private_key(), params)
+    params["sign"] = signing.corrupt_base64(sign) if order.faults.get("bad_signature") else sign
+    return params
+
+
+# --- Notification outbox -------------------------------------------------------------------------
+
+
+def _enqueue(
+    *,
+    client: SandboxClient,
+    kind: str,
+    reference: str,
+    url: str,
+    body: str,
+    fault_settings: dict,
+    send_after_commit: bool = True,
+) -> None:
+    """Queue a notification (twice with ``duplicate_notify``), first sent right after commit unless
+    ``late_notify`` delays it or ``out_of_order_notify`` holds it for a later one."""
+    now = timezone.now()
+    due = now + dt.timedelta(seconds=fault_settings.get("late_notify", 0))
+    held = (
+        bool(fault_settings.get("out_of_order_notify"))
+        and not client.notifications.filter(held=True, status=Notification.Status.PENDING).exists()
+    )
+    if held:
+        due = now + dt.timedelta(seconds=conf.scaled_seconds(OUT_OF_ORDER_MAX_HOLD_SECONDS))
+    copies = 2 if fault_settings.get("duplicate_notify") else 1
+    created = Notification.objects.bulk_create(
+        Notification(
+            client=client,
+            kind=kind,
+            reference=reference,
+            url=url,
+            body=body,
+            corrupt_signature=bool(fault_settings.get("bad_signature")),
+            held=held,
+            next_attempt_at=due,
+            created_at=now,
+        )
+        for _ in range(copies)
+    )
+    if send_after_commit and due <= now:
+        ids = [notification.pk for notification in created]
+        transaction.on_commit(lambda: _deliver_in_background(ids))
+
+
+def _deliver_in_background(ids: list[int]) -> None:
+    """First attempts leave the request thread so the cashier's redirect is not held up by the merchant."""
+    threading.Thread(target=_deliver_and_close, args=(ids,), name="sandbox-notifier", daemon=True).start()
+
+
+def _deliver_and_close(ids: list[int]) -> None:
+    try:
+        for pk in ids:
+            notification_attempt(pk)
+    except Exception:
+        logger.exception("sandbox notifier failed; the sweep will retry")
+    finally:
+        connections.close_all()
+
+
+def deliver_due_notifications(*, limit: int = 500) -> int:
+    """The sweep: finish due registration reviews, then send every due notification. Returns attempts."""
+    reviews = Registration.objects.filter(status=Registration.Status.PENDING, review_due_at__lte=timezone.now())
+    for registration in reviews:
+        registration_review_if_due(registration=registration, send_after_commit=False)
+    due = Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lte=timezone.now())
+    return sum(
+        notification_attempt(pk) for pk in due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit]
+    )
+
+
+def notification_attempt(pk: int) -> int:
+    """Send one due notification if no one else is sending it, record the attempt, schedule the next, and
+    release notifications held for out-of-order delivery. Returns the number of attempts made."""
+    now = timezone.now()
+    claimed = Notification.objects.filter(pk=pk, status=Notification.Status.PENDING, next_attempt_at__lte=now).update(
+        next_attempt_at=now + DELIVERY_LEASE, held=False
+    )
+    if not claimed:
+        return 0
+    notification = Notification.objects.select_related("client").get(pk=pk)
+    outcome = _send(notification)
+    schedule = conf.get("NOTIFY_RETRY_SCHEDULE")
+    with transaction.atomic():
+        NotificationAttempt.objects.create(notification=notification, **dataclasses.asdict(outcome))
+        notification.attempt_count += 1
+        if outcome.delivered:
+            notification.status, notification.delivered_at = Notification.Status.DELIVERED, outcome.attempted_at
+            notification.next_attempt_at = None
+        elif notification.attempt_count < len(schedule):
+            delay = conf.scaled_seconds(schedule[notification.attempt_count])
+            notification.next_attempt_at = timezone.now() + dt.timedelta(seconds=delay)
+        else:
+            notification.status, notification.next_attempt_at = Notification.Status.FAILED, None
+        notification.save(update_fields=["attempt_count", "status", "delivered_at", "next_attempt_at"])
+    released = list(
+        notification.client.notifications.filter(held=True, pk__lt=notification.pk).values_list("pk", flat=True)
+    )
+    Notification.objects.filter(pk__in=released).update(held=False, next_attempt_at=timezone.now())
+    return 1 + sum(notification_attempt(held_pk) for held_pk in released)
+
+
+@dataclasses.dataclass
+class _Outcome:
+    attempted_at: dt.datetime
+    delivered: bool = False
+    status_code: int | None = None
+    error: str = ""
+    response_excerpt: str = ""
+
+
+def _send(notification: Notification) -> _Outcome:
+    outcome = _Outcome(attempted_at=timezone.now())
+    body = notification.body.encode()
+    if notification.kind == Notification.Kind.CLASSIC:
+        headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    else:
+        headers = _signed_headers(notification, body)
+    try:
+        with httpx.Client(timeout=httpx.Timeout(conf.get("NOTIFY_TIMEOUT")), follow_redirects=False) as http:
+            response = http.post(notification.url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"[:512]
+        return outcome
+    outcome.status_code = response.status_code
+    outcome.response_excerpt = response.text[:512]
+    outcome.delivered = response.status_code == 200 and _acknowledged(notification.kind, response.text)
+    return outcome
+
+
+def _signed_headers(notification: Notification, body: bytes) -> dict:
+    request_time = iso(timezone.now())
+    client_id = notification.client.client_id
+    signature = signing.signature_header(
+        wallet_private_key(),
+        method="POST",
+        path=urllib.parse.urlsplit(notification.url).path or "/",
+        client_id=client_id,
+        timestamp=request_time,
+        body=body,
+        key_version=WALLET_KEY_VERSION,
+    )
+    if notification.corrupt_signature:
+        signature = signing.corrupt(signature)
+    return {
+        "Content-Type": "application/json; charset=UTF-8",
+        "Client-Id": client_id,
+        "Request-Time": request_time,
+        "Signature": signature,
+    }
+
+
+def _acknowledged(kind: str, text: str) -> bool:
+    """A JSON notification is acknowledged by ``result.resultStatus == "S"``, a classic one by ``success``."""
+    if kind == Notification.Kind.CLASSIC:
+        return text.strip() == "success"
+    try:
+        outcome = json.loads(text).get("result")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(outcome, dict) and outcome.get("resultStatus") == "S"

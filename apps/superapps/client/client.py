@@ -1,0 +1,218 @@
+"""The platform's client of one super app's OpenAPI. It knows the wire protocol, nothing about orders.
+
+Every call: JSON body serialised once, signed over those exact bytes, POSTed with explicit timeouts, the
+answer's signature verified over the raw bytes received, then mapped: ``S``/``A`` → a typed response,
+``F`` → ``WalletBusinessFailure``, anything uncertain → ``WalletUnknownOutcome``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import urllib.parse
+from collections.abc import Callable
+from typing import TypeVar
+
+import httpx
+
+from . import keys, signing
+from .errors import ResponseSignatureError, WalletBusinessFailure, WalletUnknownOutcome
+from .messages import (
+    AccessToken,
+    ApiVersion,
+    CancelResponse,
+    MessageError,
+    PaymentInquiry,
+    PayRequest,
+    PayResponse,
+    RefundInquiry,
+    RefundRequest,
+    RefundResponse,
+    RegistrationRequest,
+    RegistrationResult,
+    Result,
+    ResultStatus,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class WalletConfig:
+    """Everything needed to talk to one super app as one client (an ISV or a merchant)."""
+
+    base_url: str  # gateway base including any path prefix, e.g. https://api.wallet.example/api/open
+    api_version: ApiVersion
+    client_id: str
+    private_key_pem: str = dataclasses.field(repr=False)
+    wallet_public_key_pem: str
+    key_version: str = "1"
+    partner_id: str | None = None  # v1 only
+    site_name: str | None = None  # customerBelongsTo
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+
+
+_pools: dict[tuple[str, float, float], httpx.Client] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(config: WalletConfig) -> httpx.Client:
+    """One keep-alive connection pool per wallet host and timeout pair, per process."""
+    origin = urllib.parse.urlsplit(config.base_url)._replace(path="", query="", fragment="").geturl()
+    key = (origin, config.connect_timeout, config.read_timeout)
+    with _pools_lock:
+        if key not in _pools:
+            timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+            _pools[key] = httpx.Client(timeout=timeout, follow_redirects=False)
+        return _pools[key]
+
+
+class WalletClient:
+    def __init__(self, config: WalletConfig, *, http: httpx.Client | None = None) -> None:
+        self.config = config
+        self._http = http or _pool(config)
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def pay(self, request: PayRequest, *, app_id: str) -> PayResponse:
+        """``payments/pay`` (cashier payment). ``A`` carries the cashier URL for ``my.tradePay``."""
+        body = request.body(
+            version=self.config.api_version,
+            app_id=app_id,
+            partner_id=self.config.partner_id,
+            site_name=self.config.site_name,
+        )
+        return self._call("payments/pay", body, PayResponse.parse)
+
+    def inquire_payment(
+        self, *, payment_id: str | None = None, payment_request_id: str | None = None
+    ) -> PaymentInquiry:
+        """``payments/inquiryPayment``. A successful answer means the query worked; read ``status``."""
+        body = self._identify(paymentId=payment_id, paymentRequestId=payment_request_id)
+        return self._call("payments/inquiryPayment", body, PaymentInquiry.parse)
+
+    def cancel(self, *, payment_id: str | None = None, payment_request_id: str | None = None) -> CancelResponse:
+        """``payments/cancel``: close an unpaid payment (or return a paid one in full, wallet permitting)."""
+        body = self._identify(paymentId=payment_id, paymentRequestId=payment_request_id)
+        return self._call("payments/cancel", body, CancelResponse.parse)
+
+    def refund(self, request: RefundRequest) -> RefundResponse:
+        """``payments/refund``; ``refundRequestId`` makes retries idempotent."""
+        body = request.body(
+            version=self.config.api_version,
+            partner_id=self.config.partner_id,
+            site_name=self.config.site_name,
+        )
+        return self._call("payments/refund", body, RefundResponse.parse)
+
+    def inquire_refund(self, *, refund_id: str | None = None, refund_request_id: str | None = None) -> RefundInquiry:
+        body = self._identify(refundId=refund_id, refundRequestId=refund_request_id)
+        return self._call("payments/inquiryRefund", body, RefundInquiry.parse)
+
+    def apply_token(self, *, app_id: str, auth_code: str) -> AccessToken:
+        """``authorizations/applyToken``: a user's auth code → access token and wallet ``customerId``."""
+        if self.config.api_version is ApiVersion.V1:
+            body = {
+                "referenceClientId": self.config.client_id,
+                "grantType": "AUTHORIZATION_CODE",
+                "authCode": auth_code,
+            }
+            if self.config.site_name:
+                body["extendInfo"] = json.dumps({"customerBelongsTo": self.config.site_name})
+        else:
+            body = {
+                "appId": app_id,
+                "authClientId": self.config.client_id,
+                "grantType": "AUTHORIZATION_CODE",
+                "authCode": auth_code,
+            }
+        return self._call("authorizations/applyToken", body, AccessToken.parse)
+
+    def register_merchant(self, request: RegistrationRequest) -> Result:
+        """``merchants/registration`` (AMS, always v1): submit a business license for verification."""
+        return self._call("merchants/registration", request.body(), Result.parse, version=ApiVersion.V1)
+
+    def inquire_registration(self, *, registration_request_id: str) -> RegistrationResult:
+        body = {"registrationRequestId": registration_request_id}
+        return self._call("merchants/inquiryRegistrationStatus", body, RegistrationResult.parse, version=ApiVersion.V1)
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def path_for(self, operation: str, version: ApiVersion | None = None) -> str:
+        base_path = urllib.parse.urlsplit(self.config.base_url).path.rstrip("/")
+        return f"{base_path}/{(version or self.config.api_version).value}/{operation}"
+
+    def _identify(self, **ids: str | None) -> dict:
+        present = {key: value for key, value in ids.items() if value}
+        if not present:
+            raise ValueError(f"one of {sorted(ids)} is required")
+        if self.config.api_version is ApiVersion.V1 and self.config.partner_id:
+            present["partnerId"] = self.config.partner_id
+        return present
+
+    def _call(self, operation: str, body: dict, parse: Callable[[dict], T], *, version: ApiVersion | None = None) -> T:
+        path = self.path_for(operation, version)
+        raw_body = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        timestamp = signing.now_timestamp()
+        headers = {
+            "Content-Type": "application/json; charset=UTF-8",
+            "Client-Id": self.config.client_id,
+            "Request-Time": timestamp,
+            "Signature": signing.sign(
+                keys.load_private_key(self.config.private_key_pem),
+                path=path,
+                client_id=self.config.client_id,
+                timestamp=timestamp,
+                body=raw_body,
+                key_version=self.config.key_version,
+            ),
+        }
+        url = urllib.parse.urlsplit(self.config.base_url)._replace(path=path).geturl()
+        try:
+            response = self._http.post(url, content=raw_body, headers=headers)
+        except httpx.TimeoutException as error:
+            raise WalletUnknownOutcome(f"{operation}: timed out ({type(error).__name__})") from None
+        except httpx.TransportError as error:
+            raise WalletUnknownOutcome(f"{operation}: connection failed ({type(error).__name__})") from None
+        if response.status_code != 200:
+            raise WalletUnknownOutcome(f"{operation}: HTTP {response.status_code}")
+        try:
+            answer = json.loads(response.content)
+            result = Result.parse(answer)
+        except (ValueError, MessageError) as error:
+            raise WalletUnknownOutcome(f"{operation}: unreadable answer ({error})") from None
+
+        self._verify_response(operation, path, response, result)
+        logger.info("wallet %s → %s %s", operation, result.status.value, result.code)
+        if result.status is ResultStatus.FAILED:
+            raise WalletBusinessFailure(result.code, result.message)
+        if result.status is ResultStatus.UNKNOWN:
+            raise WalletUnknownOutcome(f"{operation}: {result.code}", result_code=result.code)
+        try:
+            return parse(answer)
+        except MessageError as error:
+            raise WalletUnknownOutcome(f"{operation}: malformed answer ({error})") from None
+
+    def _verify_response(self, operation: str, path: str, response: httpx.Response, result: Result) -> None:
+        signature = response.headers.get("signature")
+        response_time = response.headers.get("response-time")
+        if signature is None and response_time is None and result.status in (ResultStatus.FAILED, ResultStatus.UNKNOWN):
+            return  # error answers may come unsigned (as the official SDK also accepts)
+        verified = (
+            signature is not None
+            and response_time is not None
+            and signing.verify(
+                keys.load_public_key(self.config.wallet_public_key_pem),
+                path=path,
+                client_id=response.headers.get("client-id", self.config.client_id),
+                timestamp=response_time,
+                body=response.content,
+                signature_header=signature,
+            )
+        )
+        if not verified:
+            raise ResponseSignatureError(f"{operation}: the answer's signature does not verify")

@@ -1,0 +1,379 @@
+"""Typed messages of the super app's OpenAPI, in API version v1 and v2 (protocol sections 3, 4 and 7).
+
+Requests know how to render their JSON body for a version; responses and notifications parse defensively
+(``MessageError`` for a body that does not have the documented shape).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from typing import Any
+
+from apps.core.errors import ApplicationError
+from apps.core.money import Money
+
+
+class MessageError(ValueError):
+    """A wallet message that lacks a documented field or has the wrong type."""
+
+
+class ApiVersion(enum.StrEnum):
+    V1 = "v1"
+    V2 = "v2"
+
+
+class ResultStatus(enum.StrEnum):
+    SUCCESS = "S"
+    ACCEPTED = "A"
+    FAILED = "F"
+    UNKNOWN = "U"
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    status: ResultStatus
+    code: str
+    message: str = ""
+
+    @classmethod
+    def parse(cls, body: dict[str, Any], key: str = "result") -> Result:
+        raw = body.get(key)
+        if not isinstance(raw, dict):
+            raise MessageError(f"missing {key}")
+        try:
+            status = ResultStatus(raw.get("resultStatus"))
+        except ValueError:
+            raise MessageError(f"unknown resultStatus {raw.get('resultStatus')!r}") from None
+        return cls(status=status, code=str(raw.get("resultCode", "")), message=str(raw.get("resultMessage", "")))
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise MessageError(f"missing {key}")
+    return value
+
+
+def _money(body: dict[str, Any], key: str, *, required: bool = True) -> Money | None:
+    if body.get(key) is None and not required:
+        return None
+    try:
+        return Money.from_wire(body.get(key))
+    except ApplicationError as error:
+        raise MessageError(f"{key}: {error.message}") from None
+
+
+# --- payments/pay --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PayRequest:
+    payment_request_id: str
+    amount: Money
+    order_description: str
+    reference_order_id: str
+    notify_url: str
+    redirect_url: str | None = None
+    expiry_time: str | None = None
+    merchant_display_name: str | None = None
+
+    def body(self, *, version: ApiVersion, app_id: str, partner_id: str | None, site_name: str | None) -> dict:
+        if version is ApiVersion.V1:
+            body = {
+                "partnerId": partner_id,
+                "appId": app_id,
+                "paymentRequestId": self.payment_request_id,
+                "paymentOrderTitle": self.order_description,
+                "paymentAmount": self.amount.to_wire(),
+                "paymentFactor": {"isCashierPayment": True},
+                "paymentNotifyUrl": self.notify_url,
+                "paymentReturnUrl": self.redirect_url,
+                "paymentExpiryTime": self.expiry_time,
+                "extraParams": {"ORDER": json.dumps(self._order(), separators=(",", ":"))},
+                "extendInfo": json.dumps({"customerBelongsTo": site_name}) if site_name else None,
+            }
+        else:
+            body = {
+                "appId": app_id,
+                "productCode": "CASHIER_PAYMENT",
+                "paymentRequestId": self.payment_request_id,
+                "paymentAmount": self.amount.to_wire(),
+                "order": self._order(),
+                "paymentNotifyUrl": self.notify_url,
+                "paymentRedirectUrl": self.redirect_url,
+                "paymentExpiryTime": self.expiry_time,
+            }
+        return {key: value for key, value in body.items() if value is not None}
+
+    def _order(self) -> dict:
+        order = {
+            "referenceOrderId": self.reference_order_id,
+            "orderDescription": self.order_description,
+            "orderAmount": self.amount.to_wire(),
+        }
+        if self.merchant_display_name:
+            order["merchant"] = {"merchantDisplayName": self.merchant_display_name}
+        return order
+
+
+@dataclasses.dataclass(frozen=True)
+class PayResponse:
+    result: Result
+    payment_id: str
+    payment_url: str | None
+    payment_time: str | None
+
+    @classmethod
+    def parse(cls, body: dict) -> PayResponse:
+        # v1 names it actionForm, v2 redirectActionForm; Antom's AMS spells the URL redirectUrl.
+        form = body.get("redirectActionForm") or body.get("actionForm") or {}
+        url = form.get("redirectionUrl") or form.get("redirectUrl") if isinstance(form, dict) else None
+        return cls(
+            result=Result.parse(body),
+            payment_id=_text(body, "paymentId"),
+            payment_url=url,
+            payment_time=_text(body, "paymentTime", required=False),
+        )
+
+
+# --- inquiryPayment, cancel ----------------------------------------------------------------------
+
+
+class PaymentStatus(enum.StrEnum):
+    SUCCESS = "SUCCESS"
+    FAIL = "FAIL"
+    PROCESSING = "PROCESSING"
+    CANCELLED = "CANCELLED"
+
+
+@dataclasses.dataclass(frozen=True)
+class PaymentInquiry:
+    payment_id: str | None
+    payment_request_id: str | None
+    status: PaymentStatus
+    amount: Money | None
+    payment_time: str | None
+    fail_reason: str | None
+
+    @classmethod
+    def parse(cls, body: dict) -> PaymentInquiry:
+        try:
+            status = PaymentStatus(body.get("paymentStatus"))
+        except ValueError:
+            raise MessageError(f"unknown paymentStatus {body.get('paymentStatus')!r}") from None
+        return cls(
+            payment_id=_text(body, "paymentId", required=False),
+            payment_request_id=_text(body, "paymentRequestId", required=False),
+            status=status,
+            amount=_money(body, "paymentAmount", required=False),
+            payment_time=_text(body, "paymentTime", required=False),
+            fail_reason=_text(body, "paymentFailReason", required=False),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelResponse:
+    payment_id: str | None
+    cancel_time: str | None
+
+    @classmethod
+    def parse(cls, body: dict) -> CancelResponse:
+        return cls(
+            payment_id=_text(body, "paymentId", required=False),
+            cancel_time=_text(body, "cancelTime", required=False),
+        )
+
+
+# --- refund, inquiryRefund -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RefundRequest:
+    refund_request_id: str
+    payment_id: str
+    amount: Money
+    reason: str | None = None
+
+    def body(self, *, version: ApiVersion, partner_id: str | None, site_name: str | None) -> dict:
+        body = {
+            "refundRequestId": self.refund_request_id,
+            "paymentId": self.payment_id,
+            "refundAmount": self.amount.to_wire(),
+            "refundReason": self.reason,
+        }
+        if version is ApiVersion.V1:
+            body["partnerId"] = partner_id
+            body["extendInfo"] = json.dumps({"customerBelongsTo": site_name}) if site_name else None
+        return {key: value for key, value in body.items() if value is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class RefundResponse:
+    refund_id: str
+    refund_time: str | None
+
+    @classmethod
+    def parse(cls, body: dict) -> RefundResponse:
+        return cls(refund_id=_text(body, "refundId"), refund_time=_text(body, "refundTime", required=False))
+
+
+class RefundStatus(enum.StrEnum):
+    SUCCESS = "SUCCESS"
+    FAIL = "FAIL"
+    PROCESSING = "PROCESSING"
+
+
+@dataclasses.dataclass(frozen=True)
+class RefundInquiry:
+    refund_id: str | None
+    refund_request_id: str | None
+    status: RefundStatus
+    amount: Money | None
+    refund_time: str | None
+
+    @classmethod
+    def parse(cls, body: dict) -> RefundInquiry:
+        try:
+            status = RefundStatus(body.get("refundStatus"))
+        except ValueError:
+            raise MessageError(f"unknown refundStatus {body.get('refundStatus')!r}") from None
+        return cls(
+            refund_id=_text(body, "refundId", required=False),
+            refund_request_id=_text(body, "refundRequestId", required=False),
+            status=status,
+            amount=_money(body, "refundAmount", required=False),
+            refund_time=_text(body, "refundTime", required=False),
+        )
+
+
+# --- applyToken ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AccessToken:
+    access_token: str
+    access_token_expiry_time: str | None
+    refresh_token: str | None
+    refresh_token_expiry_time: str | None
+    customer_id: str
+
+    @classmethod
+    def parse(cls, body: dict) -> AccessToken:
+        return cls(
+            access_token=_text(body, "accessToken"),
+            access_token_expiry_time=_text(body, "accessTokenExpiryTime", required=False),
+            refresh_token=_text(body, "refreshToken", required=False),
+            refresh_token_expiry_time=_text(body, "refreshTokenExpiryTime", required=False),
+            customer_id=_text(body, "customerId"),
+        )
+
+
+# --- merchant registration (AMS §7) --------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistrationRequest:
+    registration_request_id: str
+    notify_url: str
+    reference_merchant_id: str
+    merchant_display_name: str
+    legal_name: str
+    registration_no: str
+    registration_type: str
+    business_type: str
+    effective_date: str
+    expiry_date: str
+    address: dict[str, str]
+    attachments: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    product_codes: tuple[str, ...] = ("CASHIER_PAYMENT",)
+
+    def body(self) -> dict:
+        return {
+            "registrationRequestId": self.registration_request_id,
+            "registrationNotifyURL": self.notify_url,
+            "productCodes": list(self.product_codes),
+            "merchantInfo": {
+                "referenceMerchantId": self.reference_merchant_id,
+                "merchantDisplayName": self.merchant_display_name,
+                "registrationDetail": {
+                    "legalName": self.legal_name,
+                    "registrationType": self.registration_type,
+                    "registrationNo": self.registration_no,
+                    "registrationAddress": self.address,
+                    "businessType": self.business_type,
+                    "registrationEffectiveDate": self.effective_date,
+                    "registrationExpireDate": self.expiry_date,
+                    "attachments": self.attachments,
+                },
+            },
+        }
+
+
+class RegistrationStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistrationResult:
+    """The outcome in an inquiry answer or a ``notifyRegistrationStatus`` body (same shape)."""
+
+    reference_merchant_id: str | None
+    registration_request_id: str | None
+    status: RegistrationStatus
+    reject_reason: str | None
+
+    @classmethod
+    def parse(cls, body: dict) -> RegistrationResult:
+        result = body.get("registrationResult")
+        if not isinstance(result, dict):
+            raise MessageError("missing registrationResult")
+        try:
+            status = RegistrationStatus(result.get("registrationStatus"))
+        except ValueError:
+            raise MessageError(f"unknown registrationStatus {result.get('registrationStatus')!r}") from None
+        return cls(
+            reference_merchant_id=_text(body, "referenceMerchantId", required=False),
+            registration_request_id=_text(body, "registrationRequestId", required=False),
+            status=status,
+            reject_reason=_text(result, "rejectReason", required=False),
+        )
+
+
+# --- notifyPayment (wallet → platform) -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PaymentNotification:
+    payment_id: str
+    payment_request_id: str
+    succeeded: bool
+    amount: Money
+    payment_time: str | None
+    customer_id: str | None
+
+    @classmethod
+    def parse(cls, body: dict) -> PaymentNotification:
+        """Both shapes: v1 ``paymentStatus`` and v2/TNG ``paymentResult``."""
+        if "paymentResult" in body:
+            succeeded = Result.parse(body, "paymentResult").status is ResultStatus.SUCCESS
+        elif "paymentStatus" in body:
+            succeeded = body["paymentStatus"] == "SUCCESS"
+        else:
+            raise MessageError("neither paymentResult nor paymentStatus")
+        return cls(
+            payment_id=_text(body, "paymentId"),
+            payment_request_id=_text(body, "paymentRequestId"),
+            succeeded=succeeded,
+            amount=_money(body, "paymentAmount"),
+            payment_time=_text(body, "paymentTime", required=False),
+            customer_id=_text(body, "customerId", required=False),
+        )
+
+
+NOTIFICATION_ACK = {"result": {"resultCode": "SUCCESS", "resultStatus": "S", "resultMessage": "success"}}

@@ -1,0 +1,55 @@
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from apps.core.models import TimeStampedModel
+
+from .client.messages import ApiVersion
+
+
+class TradePayMode(models.TextChoices):
+    PAYMENT_URL = "payment_url", "paymentUrl (wallet cashier URL)"
+    ORDER_STR = "order_str", "orderStr (signed classic order string)"
+
+
+def _callback_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class SuperApp(TimeStampedModel):
+    """One wallet the platform connects to: where its gateway is and how to trust what it sends.
+
+    Shared by every tenant (a reference table): operators manage it, tenants only choose it.
+    """
+
+    code = models.SlugField(max_length=40, unique=True, help_text="Short stable name, e.g. 'sandbox', 'gcash'.")
+    name = models.CharField(max_length=100)
+    gateway_base_url = models.URLField(
+        max_length=500,
+        help_text="Base URL including any path prefix, e.g. https://api.wallet.example/api/open",
+    )
+    api_version = models.CharField(max_length=2, choices=[(v.value, v.value) for v in ApiVersion], default="v2")
+    wallet_public_key_pem = models.TextField(help_text="The wallet's RSA public key (PEM), to verify its messages.")
+    wallet_key_version = models.CharField(max_length=8, default="1")
+    trade_pay_modes = models.JSONField(default=list, help_text="Supported my.tradePay modes.")
+    site_name = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="customerBelongsTo / my.getSiteInfo siteName, where the wallet wants it.",
+    )
+    classic_gateway_app_id = models.CharField(max_length=40, blank=True)
+    notification_tolerance_seconds = models.PositiveIntegerField(
+        default=24 * 3600 + 15 * 3600,
+        help_text="How old a notification's Request-Time may be (default: 24 h of retries + 15 h last interval).",
+    )
+    # Part of the notification URLs the platform hands the wallet: unguessable, so forged posts are cheap to drop.
+    callback_token = models.CharField(max_length=64, unique=True, default=_callback_token, editable=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def payment_notify_url(self) -> str:
+        """The ``paymentNotifyUrl`` the platform puts in its requests to this super app."""
+        return settings.PUBLIC_BASE_URL + reverse("callbacks:notify-payment", args=[self.callback_token])
