@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.superapps",
     "apps.merchants",
     "apps.accounts",
+    "apps.miniprograms",
     "apps.callbacks",
     "apps.demo",
     "apps.sandbox",
@@ -131,6 +132,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
+    "merchants-poll-registrations": {"task": "merchants.poll_registrations", "schedule": 30.0},
+    "merchants-expire-registrations": {"task": "merchants.expire_registrations", "schedule": 3600.0},
     "sandbox-deliver-due-notifications": {
         "task": "sandbox.deliver_due_notifications",
         "schedule": env.float("SANDBOX_SWEEP_SECONDS", default=5.0),
@@ -236,6 +239,9 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 # Where super apps reach this platform (notification URLs are built on it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")
+
+# Scanned business licenses: PDF, PNG or JPEG up to this size.
+LICENSE_DOCUMENT_MAX_BYTES = env.int("LICENSE_DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024)
 
 # --- Sandbox wallet (see apps/sandbox/README.md) -------------------------------------------------------
 # Off in production unless asked: it is a simulator that accepts any registered test merchant.

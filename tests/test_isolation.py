@@ -141,12 +141,12 @@ def test_no_api_route_shows_or_changes_another_tenants_data(world):
         victims = _victims_of(principal)
         assert victims.public_ids, f"{label} has no victims: the world fixture is too small"
         before = victims.snapshot()
-        for route, params in routes:
+        for route_number, (route, params) in enumerate(routes):
             sent_ids = victims.public_ids if params else [""]
             for sent in sent_ids:
                 path = _fill(route, sent)
                 for method in METHODS:
-                    body = "" if method == "get" else json.dumps({"name": f"probe {number}"})
+                    body = "" if method == "get" else json.dumps({"name": f"probe {number}-{route_number}"})
                     response = client.generic(method.upper(), path, body, "application/json", **headers)
                     walked += 1
                     where = f"{method.upper()} {path} as {label}"

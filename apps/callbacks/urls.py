@@ -5,4 +5,5 @@ from . import views
 app_name = "callbacks"
 urlpatterns = [
     path("<str:callback_token>/payments/notify", views.notify_payment, name="notify-payment"),
+    path("<str:callback_token>/merchants/notify-registration", views.notify_registration, name="notify-registration"),
 ]

@@ -35,6 +35,7 @@ class PrincipalKind(enum.StrEnum):
     MERCHANT_STAFF = "merchant_staff"
     ISV_KEY = "isv_key"
     MERCHANT_KEY = "merchant_key"
+    SYSTEM = "system"  # the platform acting within one tenant, e.g. on a super app's notification
     ANONYMOUS = "anonymous"
 
 
@@ -71,6 +72,11 @@ class Principal:
     @classmethod
     def operator(cls, *, user_id: int | None = None) -> Principal:
         return cls(kind=PrincipalKind.OPERATOR, user_id=user_id)
+
+    @classmethod
+    def system(cls, *, isv_id: int, merchant_id: int | None = None) -> Principal:
+        """The platform's own work for one tenant: sees exactly what that tenant sees."""
+        return cls(kind=PrincipalKind.SYSTEM, isv_id=isv_id, merchant_id=merchant_id)
 
     @property
     def is_authenticated(self) -> bool:

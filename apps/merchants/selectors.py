@@ -1,6 +1,7 @@
 """Reads for ISVs and merchants. Missing and not-yours raise the same ``NotFoundError``."""
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from apps.core import crypto
 from apps.core.errors import ApplicationError, NotFoundError
@@ -9,7 +10,15 @@ from apps.superapps.client.client import WalletClient, WalletConfig
 from apps.superapps.client.messages import ApiVersion
 from apps.superapps.models import SuperApp
 
-from .models import Isv, Merchant, WalletCredential
+from .models import (
+    BusinessLicense,
+    Isv,
+    Merchant,
+    Registration,
+    RegistrationEvent,
+    RegistrationStatus,
+    WalletCredential,
+)
 
 
 def merchant_list(*, principal: Principal) -> QuerySet[Merchant]:
@@ -64,3 +73,55 @@ def wallet_client_for(*, credential: WalletCredential) -> WalletClient:
             site_name=super_app.site_name or None,
         )
     )
+
+
+def ensure_merchant_may_take_payments(*, merchant: Merchant, super_app: SuperApp) -> None:
+    """Refuse unless ``super_app`` has verified the merchant's business license and it has not expired.
+
+    Raises ``merchants.license_not_verified`` or ``merchants.license_expired``; the caller must not have
+    contacted the wallet yet.
+    """
+    registration = merchant.registrations.filter(super_app=super_app).first()
+    status = registration.status if registration else RegistrationStatus.DRAFT
+    if status != RegistrationStatus.VERIFIED:
+        raise ApplicationError(
+            "merchants.license_not_verified",
+            f"{super_app.name} has not verified this merchant's business license (status: {status}).",
+        )
+    business_license = getattr(merchant, "business_license", None)  # reverse one-to-one: None when absent
+    if business_license is None or business_license.expiry_date < timezone.localdate():
+        raise ApplicationError("merchants.license_expired", "The merchant's business license has expired.")
+
+
+def super_app_list() -> QuerySet[SuperApp]:
+    """Super apps are shared reference data, visible to every tenant."""
+    return SuperApp.objects.order_by("code")
+
+
+def super_app_get(*, code: str) -> SuperApp:
+    """A super app by code; super apps are shared reference data, visible to every tenant."""
+    super_app = SuperApp.objects.filter(code=code).first()
+    if super_app is None:
+        raise NotFoundError("superapps.not_found", f"No super app {code!r}.", attr="super_app")
+    return super_app
+
+
+def business_license_get(*, principal: Principal) -> BusinessLicense:
+    business_license = BusinessLicense.objects.visible_to(principal).filter(merchant_id=principal.merchant_id).first()
+    if business_license is None:
+        raise NotFoundError("merchants.license_not_found", "The merchant has no business license yet.")
+    return business_license
+
+
+def registration_list(*, principal: Principal) -> QuerySet[Registration]:
+    return (
+        Registration.objects.visible_to(principal)
+        .select_related("super_app")
+        .prefetch_related(Prefetch("events", RegistrationEvent.objects.visible_to(principal).order_by("created_at")))
+    )
+
+
+def wallet_credential_list(*, principal: Principal) -> QuerySet[WalletCredential]:
+    """The credentials of the tenant the principal acts for: a merchant's, or the ISV's defaults."""
+    credentials = WalletCredential.objects.visible_to(principal).select_related("super_app")
+    return credentials if principal.merchant_id is not None else credentials.filter(merchant__isnull=True)

@@ -1,13 +1,30 @@
-"""Writes for ISVs and merchants."""
+"""Writes for ISVs, merchants, wallet credentials, business licenses and their verification."""
+
+import datetime
+import logging
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from ulid import ULID
 
 from apps.core import crypto
 from apps.core.errors import ApplicationError, ConflictError
-from apps.superapps.client import keys
+from apps.superapps.client import keys, messages
+from apps.superapps.client.errors import WalletBusinessFailure, WalletUnknownOutcome
 from apps.superapps.models import SuperApp
 
-from .models import Isv, Merchant, WalletCredential
+from . import selectors, transitions
+from .models import (
+    BusinessLicense,
+    Isv,
+    Merchant,
+    Registration,
+    RegistrationEvent,
+    RegistrationStatus,
+    WalletCredential,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def isv_create(*, name: str) -> Isv:
@@ -77,3 +94,248 @@ def wallet_credential_create(
             "These credentials exist already (one per owner and super app; client ids are unique per super app).",
         ) from None
     return credential
+
+
+# --- business licenses and their verification ------------------------------------------------------
+
+_LICENSE_LOCKED = frozenset(
+    {RegistrationStatus.SUBMITTED, RegistrationStatus.UNDER_REVIEW, RegistrationStatus.VERIFIED}
+)
+_POLL_FIRST_SECONDS, _POLL_MAX_SECONDS = 30, 3600
+
+
+def business_license_save(*, merchant: Merchant, fields: dict, document=None) -> BusinessLicense:
+    """Create or replace the merchant's business license (``fields`` as in ``LICENSE_SUBMITTED_FIELDS``).
+
+    A license that a super app is reviewing or has verified is locked (``merchants.license_locked``): what a
+    wallet verified must stay what it verified. Every field is validated by the model (``validation.*``).
+    """
+    existing = getattr(merchant, "business_license", None)
+    locked = merchant.registrations.filter(status__in=_LICENSE_LOCKED).values_list("super_app__code", flat=True)
+    if existing is not None and locked:
+        raise ConflictError(
+            "merchants.license_locked",
+            f"The license is under review or verified at {', '.join(locked)}; it cannot change now.",
+        )
+    business_license = existing or BusinessLicense(isv_id=merchant.isv_id, merchant=merchant)
+    for name, value in fields.items():
+        setattr(business_license, name, value)
+    if document is not None:
+        business_license.document = document
+    business_license.validate_for_save()
+    business_license.save()
+    return business_license
+
+
+@transaction.atomic
+def registration_transition(
+    *,
+    registration: Registration,
+    to: str,
+    source: str,
+    actor: str = "",
+    reason: str = "",
+    **changes,
+) -> Registration:
+    """Move ``registration`` to ``to`` under a row lock, as the transition table allows, with an event.
+
+    Already being in ``to`` is success and records nothing. ``changes`` are further fields to set.
+    Raises ``merchants.invalid_registration_transition`` for a move the table does not allow.
+    """
+    locked = Registration.objects.unscoped().select_for_update().get(pk=registration.pk)
+    if locked.status == to:
+        return locked
+    if to not in transitions.REGISTRATION[locked.status]:
+        raise ConflictError(
+            "merchants.invalid_registration_transition",
+            f"A registration cannot go from {locked.status} to {to}.",
+        )
+    event = RegistrationEvent(
+        isv_id=locked.isv_id,
+        merchant_id=locked.merchant_id,
+        registration=locked,
+        from_status=locked.status,
+        to_status=to,
+        source=source,
+        actor=actor,
+        reason=reason[:500],
+    )
+    if to == RegistrationStatus.SUBMITTED:
+        event.license_snapshot = changes.pop("license_snapshot")
+        previous = locked.events.filter(to_status=RegistrationStatus.SUBMITTED).order_by("-created_at").first()
+        before = previous.license_snapshot if previous else {}
+        event.license_changes = {
+            field: [before.get(field), value]
+            for field, value in event.license_snapshot.items()
+            if before.get(field) != value
+        }
+    locked.status = to
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=["status", "updated_at", *changes])
+    event.save()
+    return locked
+
+
+def registration_submit(*, merchant: Merchant, super_app: SuperApp, source: str, actor: str = "") -> Registration:
+    """Submit the merchant's business license to ``super_app`` for verification (or resubmit it).
+
+    The registration and its wallet request id are stored before the wallet is called, so a retry reuses
+    them. ``S`` → under review; ``F`` → rejected with the wallet's reason; an unknown outcome stays
+    submitted and the poller asks again. Raises ``merchants.license_missing``, ``merchants.license_expired``,
+    ``merchants.no_wallet_credential`` and ``merchants.registration_in_progress``.
+    """
+    business_license = getattr(merchant, "business_license", None)
+    if business_license is None:
+        raise ApplicationError("merchants.license_missing", "Upload the business license before submitting it.")
+    if business_license.expiry_date <= timezone.localdate():
+        raise ApplicationError("merchants.license_expired", "The business license has expired; upload the renewed one.")
+    credential = selectors.wallet_credential_for(merchant=merchant, super_app=super_app)
+    registration, _ = Registration.objects.unscoped().get_or_create(
+        merchant=merchant, super_app=super_app, defaults={"isv_id": merchant.isv_id}
+    )
+    if (
+        registration.status not in transitions.REGISTRATION
+        or RegistrationStatus.SUBMITTED not in (transitions.REGISTRATION[registration.status])
+    ):
+        raise ConflictError(
+            "merchants.registration_in_progress",
+            f"The registration at {super_app.name} is {registration.status}; it cannot be submitted again now.",
+        )
+    now = timezone.now()
+    registration = registration_transition(
+        registration=registration,
+        to=RegistrationStatus.SUBMITTED,
+        source=source,
+        actor=actor,
+        license_snapshot=business_license.snapshot(),
+        wallet_request_id=f"reg_{str(ULID()).lower()}",
+        submitted_at=now,
+        decided_at=None,
+        rejection_reason="",
+        next_poll_at=now + datetime.timedelta(seconds=_POLL_FIRST_SECONDS),
+    )
+    return _registration_send(registration=registration, credential=credential, business_license=business_license)
+
+
+def _registration_send(
+    *, registration: Registration, credential: WalletCredential, business_license: BusinessLicense
+) -> Registration:
+    request = messages.RegistrationRequest(
+        registration_request_id=registration.wallet_request_id,
+        notify_url=registration.super_app.registration_notify_url(),
+        reference_merchant_id=registration.merchant.public_id,
+        merchant_display_name=registration.merchant.name,
+        legal_name=business_license.legal_name,
+        registration_no=business_license.registration_no,
+        registration_type=business_license.registration_type,
+        business_type=business_license.business_type,
+        effective_date=business_license.effective_date.isoformat(),
+        expiry_date=business_license.expiry_date.isoformat(),
+        address={
+            "region": business_license.address_country,
+            "city": business_license.address_city,
+            "address1": business_license.address_line,
+        },
+        attachments=[{"attachmentType": "BUSINESS_LICENSE", "attachmentName": business_license.document.name}],
+    )
+    try:
+        selectors.wallet_client_for(credential=credential).register_merchant(request)
+    except WalletBusinessFailure as failure:
+        return registration_transition(
+            registration=registration,
+            to=RegistrationStatus.REJECTED,
+            source="wallet_response",
+            reason=f"{failure.result_code}: {failure.result_message}",
+            rejection_reason=f"{failure.result_code}: {failure.result_message}"[:500],
+            decided_at=timezone.now(),
+            next_poll_at=None,
+        )
+    except WalletUnknownOutcome as unknown:
+        logger.warning("registration %s: outcome unknown (%s); polling", registration.public_id, unknown.reason)
+        return registration
+    return registration_transition(
+        registration=registration, to=RegistrationStatus.UNDER_REVIEW, source="wallet_response"
+    )
+
+
+def registration_apply_result(
+    *, registration: Registration, result: messages.RegistrationResult, source: str
+) -> Registration:
+    """Apply what the super app says of a registration (notification or inquiry); repeating it changes nothing."""
+    if result.status is messages.RegistrationStatus.COMPLETED:
+        return registration_transition(
+            registration=registration,
+            to=RegistrationStatus.VERIFIED,
+            source=source,
+            decided_at=timezone.now(),
+            next_poll_at=None,
+        )
+    if result.status is messages.RegistrationStatus.REJECTED:
+        reason = result.reject_reason or "rejected without a reason"
+        return registration_transition(
+            registration=registration,
+            to=RegistrationStatus.REJECTED,
+            source=source,
+            reason=reason,
+            rejection_reason=reason[:500],
+            decided_at=timezone.now(),
+            next_poll_at=None,
+        )
+    if registration.status == RegistrationStatus.SUBMITTED:
+        return registration_transition(registration=registration, to=RegistrationStatus.UNDER_REVIEW, source=source)
+    return registration
+
+
+def registrations_poll(*, now: datetime.datetime | None = None, limit: int = 100) -> int:
+    """Ask the super apps about registrations still waiting for a decision whose poll is due.
+
+    A submission whose answer was lost is sent again with the same request id (idempotent at the wallet).
+    Backs off exponentially per registration, up to an hour. Returns how many were asked about.
+    """
+    now = now or timezone.now()
+    due = (
+        Registration.objects.unscoped()  # batch work across tenants: each row is handled within its own tenant
+        .filter(status__in=[RegistrationStatus.SUBMITTED, RegistrationStatus.UNDER_REVIEW], next_poll_at__lte=now)
+        .select_related("merchant", "super_app")
+        .order_by("next_poll_at")[:limit]
+    )
+    asked = 0
+    for registration in due:
+        waited = (now - (registration.submitted_at or now)).total_seconds()
+        delay = min(max(waited, _POLL_FIRST_SECONDS), _POLL_MAX_SECONDS)
+        Registration.objects.unscoped().filter(pk=registration.pk).update(
+            next_poll_at=now + datetime.timedelta(seconds=delay)
+        )
+        credential = selectors.wallet_credential_for(merchant=registration.merchant, super_app=registration.super_app)
+        client = selectors.wallet_client_for(credential=credential)
+        asked += 1
+        try:
+            result = client.inquire_registration(registration_request_id=registration.wallet_request_id)
+        except WalletBusinessFailure as failure:
+            if failure.result_code == "RECORD_NOT_FOUND" and registration.status == RegistrationStatus.SUBMITTED:
+                _registration_send(
+                    registration=registration,
+                    credential=credential,
+                    business_license=registration.merchant.business_license,
+                )
+            continue
+        except WalletUnknownOutcome:
+            continue
+        registration_apply_result(registration=registration, result=result, source="wallet_poll")
+    return asked
+
+
+def registrations_expire(*, today: datetime.date | None = None) -> int:
+    """Verified registrations whose license has expired become ``expired``: payments stop until renewal."""
+    today = today or timezone.localdate()
+    expired = Registration.objects.unscoped().filter(  # batch work across tenants
+        status=RegistrationStatus.VERIFIED, merchant__business_license__expiry_date__lt=today
+    )
+    count = 0
+    for registration in expired:
+        registration_transition(
+            registration=registration, to=RegistrationStatus.EXPIRED, source="system", reason="business license expired"
+        )
+        count += 1
+    return count

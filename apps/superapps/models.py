@@ -50,6 +50,10 @@ class SuperApp(TimeStampedModel):
     def __str__(self) -> str:
         return self.name
 
+    def registration_notify_url(self) -> str:
+        """The ``registrationNotifyURL`` for ``notifyRegistrationStatus``."""
+        return settings.PUBLIC_BASE_URL + reverse("callbacks:notify-registration", args=[self.callback_token])
+
     def payment_notify_url(self) -> str:
         """The ``paymentNotifyUrl`` the platform puts in its requests to this super app."""
         return settings.PUBLIC_BASE_URL + reverse("callbacks:notify-payment", args=[self.callback_token])

@@ -41,6 +41,8 @@ class TenantApiView(APIView):
     write_principals: frozenset[PrincipalKind] | None = None
     #: The endpoint acts on one merchant: an ISV key must name it in ``Merchant-Id``.
     requires_merchant: bool = False
+    #: The largest request body accepted (413 above it); ``None``: ``DATA_UPLOAD_MAX_MEMORY_SIZE``.
+    max_body_bytes: int | None = None
 
     principal: Principal
 
@@ -52,11 +54,9 @@ class TenantApiView(APIView):
 
     def initial(self, request, *args, **kwargs) -> None:
         content_length = request.META.get("CONTENT_LENGTH") or "0"
-        if content_length.isdigit() and int(content_length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            raise PayloadTooLargeError(
-                "request.body_too_large",
-                f"The request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
-            )
+        limit = self.max_body_bytes or settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if content_length.isdigit() and int(content_length) > limit:
+            raise PayloadTooLargeError("request.body_too_large", f"The request body exceeds {limit} bytes.")
         super().initial(request, *args, **kwargs)
         principal: Principal = request.auth
         allowed = self.allowed_principals
