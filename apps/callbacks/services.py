@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import Callable
 
-from apps.core import crypto
 from apps.core.tenancy import Principal
 from apps.merchants import services as merchant_services
 from apps.merchants.models import Registration, WalletCredential
@@ -125,9 +124,8 @@ def apply_registration_notification(credential: WalletCredential, payload: dict)
 def _signed_ack(credential: WalletCredential, *, path: str) -> Acknowledgement:
     body = json.dumps(NOTIFICATION_ACK, separators=(",", ":")).encode()
     response_time = signing.now_timestamp()
-    private_key_pem = crypto.decrypt(credential.private_key_ciphertext, context=credential.encryption_context)
     signature = signing.sign(
-        keys.load_private_key(private_key_pem.decode()),
+        keys.load_private_key(credential.unseal("private_key_ciphertext").decode()),
         path=path,
         client_id=credential.client_id,
         timestamp=response_time,

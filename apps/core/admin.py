@@ -118,4 +118,4 @@ class TenantScopedAdmin(admin.ModelAdmin):
             field = self.model._meta.get_field(name)
         except Exception:
             return None
-        return field if field.is_relation and field.many_to_one else None
+        return field if field.is_relation and (field.many_to_one or field.one_to_one) else None

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import io
 import secrets
 import tempfile
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts import services as account_services
 from apps.accounts.models import ApiKey, User
 from apps.core.tenancy import Role
 from apps.merchants import services as merchant_services
-from apps.merchants.models import Isv, Merchant, WalletCredential
+from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus, WalletCredential
 from apps.superapps.models import SuperApp, TradePayMode
 
 DEMO_ISV = "Demo ISV"
@@ -120,6 +123,50 @@ def _sandbox_credential(*, merchant: Merchant, super_app: SuperApp) -> WalletCre
     return credential
 
 
+# A one-page PDF standing in for a scanned business license.
+_DEMO_LICENSE_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj "
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 300 144]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def _verified_license(*, merchant: Merchant, super_app: SuperApp) -> None:
+    """A business license on file and verified at the sandbox, recorded through the registration state
+    machine (the demo's verification happened "out of band", and the events say so)."""
+    registration = merchant.registrations.filter(super_app=super_app).first()
+    if registration is not None and registration.status == RegistrationStatus.VERIFIED:
+        return
+    today = timezone.localdate()
+    business_license = merchant_services.business_license_save(
+        merchant=merchant,
+        fields={
+            "legal_name": f"{merchant.name} Ltd",
+            "registration_no": f"DEMO-{merchant.pk:06d}",
+            "registration_type": "ENTERPRISE_REGISTRATION_NO",
+            "business_type": "ENTERPRISE",
+            "address_country": "PH",
+            "address_city": "Manila",
+            "address_line": "1 Rizal Avenue",
+            "effective_date": today - datetime.timedelta(days=365),
+            "expiry_date": today + datetime.timedelta(days=3 * 365),
+            "contact_name": "Demo Owner",
+            "contact_email": "owner@demo.invalid",
+        },
+        document=ContentFile(_DEMO_LICENSE_PDF, name="license.pdf"),
+    )
+    registration, _ = Registration.objects.unscoped().get_or_create(
+        merchant=merchant, super_app=super_app, defaults={"isv_id": merchant.isv_id}
+    )
+    for status in (RegistrationStatus.SUBMITTED, RegistrationStatus.VERIFIED):
+        registration = merchant_services.registration_transition(
+            registration=registration,
+            to=status,
+            source="demo",
+            reason="demo data: verified without a wallet call",
+            **({"license_snapshot": business_license.snapshot()} if status == RegistrationStatus.SUBMITTED else {}),
+        )
+
+
 @transaction.atomic
 def demo_seed() -> DemoSet:
     operator = _login("operator", operator=True)
@@ -135,6 +182,7 @@ def demo_seed() -> DemoSet:
     for name, staff in DEMO_MERCHANTS:
         merchant = isv.merchants.filter(name=name).first() or merchant_services.merchant_create(isv=isv, name=name)
         _sandbox_credential(merchant=merchant, super_app=super_app)
+        _verified_license(merchant=merchant, super_app=super_app)
         merchants.append(
             DemoTenant(
                 id=merchant.public_id,

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from apps.core.crypto import EncryptedFields
 from apps.core.ids import public_id_field
 from apps.core.models import TimeStampedModel
 from apps.core.tenancy import TenantFields, TenantOwnedModel
@@ -58,12 +59,13 @@ class Merchant(TenantOwnedModel, TimeStampedModel):
         return self.name
 
 
-class WalletCredential(TenantOwnedModel, TimeStampedModel):
+class WalletCredential(EncryptedFields, TenantOwnedModel, TimeStampedModel):
     """The client id and RSA key pair with which an ISV (for all its merchants) or one merchant signs
     requests to one super app. The private key is encrypted at rest, bound to this row.
     """
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id")
+    encrypted_fields = ("private_key_ciphertext",)
 
     public_id = public_id_field("cred")
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="wallet_credentials")
@@ -95,10 +97,6 @@ class WalletCredential(TenantOwnedModel, TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.client_id} at {self.super_app_id}"
-
-    @property
-    def encryption_context(self) -> str:
-        return f"merchants.walletcredential:{self.public_id}:private_key"
 
 
 class RegistrationType(models.TextChoices):

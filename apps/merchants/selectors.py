@@ -3,7 +3,6 @@
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from apps.core import crypto
 from apps.core.errors import ApplicationError, NotFoundError
 from apps.core.tenancy import Principal
 from apps.superapps.client.client import WalletClient, WalletConfig
@@ -60,13 +59,12 @@ def wallet_credential_for(*, merchant: Merchant, super_app: SuperApp) -> WalletC
 def wallet_client_for(*, credential: WalletCredential) -> WalletClient:
     """A client of the credential's super app, signing as the credential's owner."""
     super_app = credential.super_app
-    private_key_pem = crypto.decrypt(credential.private_key_ciphertext, context=credential.encryption_context)
     return WalletClient(
         WalletConfig(
             base_url=super_app.gateway_base_url,
             api_version=ApiVersion(super_app.api_version),
             client_id=credential.client_id,
-            private_key_pem=private_key_pem.decode(),
+            private_key_pem=credential.unseal("private_key_ciphertext").decode(),
             wallet_public_key_pem=super_app.wallet_public_key_pem,
             key_version=credential.key_version,
             partner_id=credential.partner_id or None,
@@ -125,3 +123,29 @@ def wallet_credential_list(*, principal: Principal) -> QuerySet[WalletCredential
     """The credentials of the tenant the principal acts for: a merchant's, or the ISV's defaults."""
     credentials = WalletCredential.objects.visible_to(principal).select_related("super_app")
     return credentials if principal.merchant_id is not None else credentials.filter(merchant__isnull=True)
+
+
+LICENSE_LOCKING_STATUSES = frozenset(
+    {RegistrationStatus.SUBMITTED, RegistrationStatus.UNDER_REVIEW, RegistrationStatus.VERIFIED}
+)
+
+
+def license_is_locked(*, merchant: Merchant) -> bool:
+    """A license is locked while any super app reviews it or has verified it."""
+    return merchant.registrations.filter(status__in=LICENSE_LOCKING_STATUSES).exists()
+
+
+def registration_matrix(*, principal: Principal, isv: Isv) -> dict:
+    """Merchants by super apps by registration status, for the ISV's overview (two queries)."""
+    super_apps = list(super_app_list())
+    statuses = {
+        (merchant_id, super_app_id): status
+        for merchant_id, super_app_id, status in Registration.objects.visible_to(principal)
+        .filter(isv=isv)
+        .values_list("merchant_id", "super_app_id", "status")
+    }
+    rows = [
+        (merchant, [statuses.get((merchant.pk, super_app.pk), "not submitted") for super_app in super_apps])
+        for merchant in merchant_list(principal=principal).filter(isv=isv).order_by("name")
+    ]
+    return {"super_apps": super_apps, "rows": rows}

@@ -7,7 +7,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from ulid import ULID
 
-from apps.core import crypto
 from apps.core.errors import ApplicationError, ConflictError
 from apps.superapps.client import keys, messages
 from apps.superapps.client.errors import WalletBusinessFailure, WalletUnknownOutcome
@@ -84,7 +83,7 @@ def wallet_credential_create(
         public_key_pem=public_key_pem,
     )
     credential.validate_for_save(exclude=("private_key_ciphertext",))
-    credential.private_key_ciphertext = crypto.encrypt(private_key_pem.encode(), context=credential.encryption_context)
+    credential.seal("private_key_ciphertext", private_key_pem.encode())
     try:
         with transaction.atomic():
             credential.save()
@@ -111,11 +110,9 @@ def business_license_save(*, merchant: Merchant, fields: dict, document=None) ->
     wallet verified must stay what it verified. Every field is validated by the model (``validation.*``).
     """
     existing = getattr(merchant, "business_license", None)
-    locked = merchant.registrations.filter(status__in=_LICENSE_LOCKED).values_list("super_app__code", flat=True)
-    if existing is not None and locked:
+    if existing is not None and selectors.license_is_locked(merchant=merchant):
         raise ConflictError(
-            "merchants.license_locked",
-            f"The license is under review or verified at {', '.join(locked)}; it cannot change now.",
+            "merchants.license_locked", "A super app is reviewing or has verified the license; it cannot change now."
         )
     business_license = existing or BusinessLicense(isv_id=merchant.isv_id, merchant=merchant)
     for name, value in fields.items():

@@ -92,7 +92,7 @@ def test_bad_licenses_are_400s_naming_the_field_and_change_nothing(world, api, o
     response = client.put("/api/v1/merchant/license", _license_form(**overrides), format="multipart")
     assert response.status_code == 400
     assert (response.json()["error"]["code"], response.json()["error"]["attr"]) == (code, attr)
-    assert not BusinessLicense.objects.unscoped().exists()
+    assert not BusinessLicense.objects.unscoped().filter(merchant=world.a.merchants[0].merchant).exists()
 
 
 def test_a_50_megabyte_upload_is_a_400_naming_the_document(world, api):
@@ -104,7 +104,7 @@ def test_a_50_megabyte_upload_is_a_400_naming_the_document(world, api):
         "validation.file_too_large",
         "document",
     )
-    assert not BusinessLicense.objects.unscoped().exists()
+    assert not BusinessLicense.objects.unscoped().filter(merchant=world.a.merchants[0].merchant).exists()
 
 
 def test_submitting_to_an_unknown_super_app_is_a_404_naming_it(world, api):
@@ -112,7 +112,7 @@ def test_submitting_to_an_unknown_super_app_is_a_404_naming_it(world, api):
     response = client.post("/api/v1/merchant/registrations", {"super_app": "nowallet"}, format="json")
     assert response.status_code == 404
     assert (response.json()["error"]["code"], response.json()["error"]["attr"]) == ("superapps.not_found", "super_app")
-    assert not Registration.objects.unscoped().exists()
+    assert not Registration.objects.unscoped().filter(merchant=world.a.merchants[0].merchant).exists()
 
 
 def test_merchant_keys_read_onboarding_but_do_not_write_it(world, api):

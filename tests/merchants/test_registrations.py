@@ -154,7 +154,7 @@ def test_an_expired_license_stops_payments(merchant, wallet):
 
 
 def test_submitting_without_a_license_or_credentials_is_refused(world, wallet):
-    merchant = world.a.merchants[1].merchant
+    merchant = world.b.merchants[0].merchant
     with pytest.raises(ApplicationError) as missing:
         services.registration_submit(merchant=merchant, super_app=wallet.super_app, source="api")
     assert missing.value.code == "merchants.license_missing"

@@ -74,3 +74,26 @@ def test_duplicates_and_bad_keys_are_refused(world, super_app):
     assert error.value.code == "merchants.invalid_private_key"
     with pytest.raises(ApplicationError):
         wallet_credential_create(isv=world.b.isv, merchant=merchant, super_app=super_app, client_id="c4")
+
+
+def test_key_rotation_re_encrypts_everything_and_leaves_it_usable(world, super_app, settings):
+    import io
+
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old_keys = list(settings.FIELD_ENCRYPTION_KEYS)
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *old_keys]
+    out = io.StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    assert "merchants.WalletCredential: 6 row(s) re-encrypted" in out.getvalue()
+
+    settings.FIELD_ENCRYPTION_KEYS = settings.FIELD_ENCRYPTION_KEYS[:1]  # the old key is gone
+    for credential in WalletCredential.objects.unscoped():
+        assert not crypto.needs_rotation(credential.private_key_ciphertext)
+        client = wallet_client_for(credential=credential)
+        assert "PRIVATE KEY" in client.config.private_key_pem
+
+    again = io.StringIO()
+    call_command("rotate_encryption_keys", stdout=again)
+    assert "merchants.WalletCredential: 0 row(s) re-encrypted" in again.getvalue()
