@@ -73,6 +73,12 @@ def wallet_client_for(*, credential: WalletCredential) -> WalletClient:
     )
 
 
+def business_license_of(*, merchant: Merchant) -> BusinessLicense | None:
+    """The merchant's license as stored (not a related-object cache, which an unsaved form instance can fill)."""
+    owner = Principal.system(isv_id=merchant.isv_id, merchant_id=merchant.pk)
+    return BusinessLicense.objects.visible_to(owner).filter(merchant=merchant).first()
+
+
 def ensure_merchant_may_take_payments(*, merchant: Merchant, super_app: SuperApp) -> None:
     """Refuse unless ``super_app`` has verified the merchant's business license and it has not expired.
 
@@ -86,7 +92,7 @@ def ensure_merchant_may_take_payments(*, merchant: Merchant, super_app: SuperApp
             "merchants.license_not_verified",
             f"{super_app.name} has not verified this merchant's business license (status: {status}).",
         )
-    business_license = getattr(merchant, "business_license", None)  # reverse one-to-one: None when absent
+    business_license = business_license_of(merchant=merchant)
     if business_license is None or business_license.expiry_date < timezone.localdate():
         raise ApplicationError("merchants.license_expired", "The merchant's business license has expired.")
 

@@ -109,7 +109,7 @@ def business_license_save(*, merchant: Merchant, fields: dict, document=None) ->
     A license that a super app is reviewing or has verified is locked (``merchants.license_locked``): what a
     wallet verified must stay what it verified. Every field is validated by the model (``validation.*``).
     """
-    existing = getattr(merchant, "business_license", None)
+    existing = selectors.business_license_of(merchant=merchant)
     if existing is not None and selectors.license_is_locked(merchant=merchant):
         raise ConflictError(
             "merchants.license_locked", "A super app is reviewing or has verified the license; it cannot change now."
@@ -182,7 +182,7 @@ def registration_submit(*, merchant: Merchant, super_app: SuperApp, source: str,
     submitted and the poller asks again. Raises ``merchants.license_missing``, ``merchants.license_expired``,
     ``merchants.no_wallet_credential`` and ``merchants.registration_in_progress``.
     """
-    business_license = getattr(merchant, "business_license", None)
+    business_license = selectors.business_license_of(merchant=merchant)
     if business_license is None:
         raise ApplicationError("merchants.license_missing", "Upload the business license before submitting it.")
     if business_license.expiry_date <= timezone.localdate():
@@ -314,7 +314,7 @@ def registrations_poll(*, now: datetime.datetime | None = None, limit: int = 100
                 _registration_send(
                     registration=registration,
                     credential=credential,
-                    business_license=registration.merchant.business_license,
+                    business_license=selectors.business_license_of(merchant=registration.merchant),
                 )
             continue
         except WalletUnknownOutcome:

@@ -54,8 +54,7 @@ class MerchantDetailOutputSerializer(MerchantOutputSerializer):
     wallet_credentials = serializers.SerializerMethodField()
 
     def get_license_status(self, merchant) -> str:
-        business_license = getattr(merchant, "business_license", None)
-        return "missing" if business_license is None else "on_file"
+        return "on_file" if self.context["has_license"] else "missing"
 
     def get_registrations(self, merchant) -> RegistrationOutputSerializer(many=True):
         return RegistrationOutputSerializer(self.context["registrations"], many=True).data

@@ -38,6 +38,7 @@ class MerchantCurrentApi(TenantApiView):
         context = {
             "registrations": selectors.registration_list(principal=self.principal),
             "wallet_credentials": selectors.wallet_credential_list(principal=self.principal),
+            "has_license": selectors.business_license_of(merchant=merchant) is not None,
         }
         return Response(MerchantDetailOutputSerializer(merchant, context=context).data)
 
