@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet, MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -697,12 +697,24 @@ def _enqueue(
     )
     if send_after_commit and due <= now:
         ids = [notification.pk for notification in created]
-        transaction.on_commit(lambda: _deliver_in_background(ids))
+        transaction.on_commit(lambda: _first_attempts(ids))
 
 
-def _deliver_in_background(ids: list[int]) -> None:
-    """First attempts leave the request thread so the cashier's redirect is not held up by the merchant."""
-    threading.Thread(target=_deliver_and_close, args=(ids,), name="sandbox-notifier", daemon=True).start()
+def _first_attempts(ids: list[int]) -> None:
+    """First attempts leave the request thread so the cashier's redirect is not held up by the merchant. An
+    in-memory SQLite database (the test default) cannot be shared by a second connection: SQLite refuses
+    concurrent access to it at once instead of waiting, so there they run inline."""
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        for pk in ids:
+            notification_attempt(pk)
+    else:
+        deliver_in_background(ids)
+
+
+def deliver_in_background(ids: list[int]) -> threading.Thread:
+    thread = threading.Thread(target=_deliver_and_close, args=(ids,), name="sandbox-notifier", daemon=True)
+    thread.start()
+    return thread
 
 
 def _deliver_and_close(ids: list[int]) -> None:

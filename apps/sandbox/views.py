@@ -44,10 +44,17 @@ def openapi(request: HttpRequest, *, dialect: Dialect, handler) -> HttpResponse:
     except faults.FaultError as error:
         malformed = _failure("PARAM_ILLEGAL", f"{faults.HEADER}: {error}")
         return _signed_json(request, client_id, malformed, path=signed_path)
-    corrupt = bool(fault_settings.get("bad_signature"))
-    if fault_settings.get("latency"):
+    reply = functools.partial(
+        _signed_json, request, client_id, path=signed_path, corrupt=bool(fault_settings.get("bad_signature"))
+    )
+    response = _process(request, reply, client=client, dialect=dialect, handler=handler, fault_settings=fault_settings)
+    if fault_settings.get("latency"):  # the wallet has acted; only its answer is slow, as if in transit
         time.sleep(fault_settings["latency"] / 1000)
-    reply = functools.partial(_signed_json, request, client_id, path=signed_path, corrupt=corrupt)
+    return response
+
+
+def _process(request: HttpRequest, reply, *, client, dialect, handler, fault_settings: dict) -> HttpResponse:
+    """The call itself, with the faults that change what is processed or answered."""
     if fault_settings.get("http_500"):
         return reply(_failure("UNKNOWN_EXCEPTION", "injected fault: http_500", "U"), status=500)
     try:
@@ -211,12 +218,12 @@ def cashier(request: HttpRequest, payment_id: str) -> HttpResponse:
         return _back_to_merchant(request, payment.redirect_url, CANCELLED)
     if action != "pay":
         return _cashier_page(request, payment, error=WalletError("PARAM_ILLEGAL", "action must be pay or cancel"))
-    if payment.faults.get("latency"):
-        time.sleep(payment.faults["latency"] / 1000)
     try:
         services.payment_pay(payment_id=payment_id, login=request.POST.get("user", ""))
     except WalletError as error:
         return _cashier_page(request, _payment_or_404(payment_id), error=error)
+    if payment.faults.get("latency"):  # paid already; only the way back to the merchant is slow
+        time.sleep(payment.faults["latency"] / 1000)
     return _back_to_merchant(request, payment.redirect_url, PAID)
 
 

@@ -136,15 +136,13 @@ class WalletCaller:
         self.client_id = client_id
         self.http = httpx.Client(timeout=10)
 
-    def post(self, endpoint: str, body, *, version: str = "v2", headers: dict | None = None, **options) -> Answer:
+    def post(
+        self, endpoint: str, body, *, version: str = "v2", headers: dict | None = None, timeout=10, **options
+    ) -> Answer:
         path = f"/sandbox/{version}/{endpoint}"
         raw = body if isinstance(body, bytes) else json.dumps(body, indent=2).encode()
-        return Answer(
-            self.http.post(
-                self.base_url + path, content=raw, headers=self.headers(path, raw, **options) | (headers or {})
-            ),
-            path,
-        )
+        signed = self.headers(path, raw, **options) | (headers or {})
+        return Answer(self.http.post(self.base_url + path, content=raw, headers=signed, timeout=timeout), path)
 
     def get(self, path: str, **options) -> Answer:
         return Answer(

@@ -3,6 +3,7 @@
 import datetime as dt
 import time
 
+import httpx
 import pytest
 import time_machine
 from django.utils import timezone
@@ -36,6 +37,13 @@ def test_latency_delays_the_answer(caller):
     answer = caller.post("payments/pay", pay_body(), **faults("latency=150"))
     assert time.monotonic() - started >= 0.15
     assert answer.result["resultCode"] == "ACCEPT"
+
+
+def test_latency_outlasting_the_caller_still_leaves_the_payment_made(caller):
+    """The wallet acts first and answers late: a caller that times out meets an unknown outcome, not nothing."""
+    with pytest.raises(httpx.ReadTimeout):
+        caller.post("payments/pay", pay_body(), headers={"X-Sandbox-Faults": "latency=600"}, timeout=0.2)
+    assert Payment.objects.get().payment_request_id == "pr_0001"
 
 
 def test_http_500_answers_without_processing(caller, wallet_public_pem):

@@ -140,3 +140,17 @@ def test_a_merchant_slower_than_the_timeout_is_a_failed_attempt(merchant, receiv
     attempt = NotificationAttempt.objects.get()
     assert (attempt.delivered, attempt.status_code) == (False, None)
     assert "ReadTimeout" in attempt.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_first_attempts_can_run_off_the_request_thread(merchant, receiver):
+    """Where the database can be shared (not in-memory SQLite), first attempts run on this thread."""
+    paid_payment(merchant, notify_url=receiver.url(), fault_settings={"late_notify": 1})
+    notification = Notification.objects.get()
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)):
+        thread = services.deliver_in_background([notification.pk])
+        assert thread.name == "sandbox-notifier"
+        thread.join(timeout=15)
+    assert len(receiver.received) == 1
+    notification.refresh_from_db()
+    assert notification.status == "DELIVERED"
