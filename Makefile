@@ -46,8 +46,9 @@ web worker beat: install
 	$(BIN)/honcho --procfile Procfile start $@
 
 ## test: the whole suite (SQLite by default; PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set)
+TEST_WORKERS ?= 2
 test: install conformance-env
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 ## lint: ruff, formatting, and no missing migrations
 lint: install

@@ -198,6 +198,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeyStatusEnum": ["active", "revoked", "expired"],
+        "MiniProgramStatusEnum": "apps.miniprograms.models.MiniProgramStatus",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -239,6 +243,9 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 # Where super apps reach this platform (notification URLs are built on it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")
+
+# Merchant webhook URLs may point at private or loopback addresses (local development only).
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=not PRODUCTION)
 
 # Scanned business licenses: PDF, PNG or JPEG up to this size.
 LICENSE_DOCUMENT_MAX_BYTES = env.int("LICENSE_DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024)

@@ -7,20 +7,27 @@ embedded default, and fail instead of skipping when ``REQUIRE_SERVICES=1`` (as i
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import os
+import threading
 from urllib.parse import urlparse
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from apps.core.money import Money
 from apps.core.tenancy import Role
-from apps.merchants.models import Isv, Merchant
-from apps.merchants.services import wallet_credential_create
+from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus
+from apps.merchants.services import business_license_save, registration_transition, wallet_credential_create
+from apps.miniprograms.services import mini_program_create, product_create
 from apps.superapps.client import keys
-from apps.superapps.models import SuperApp
+from apps.superapps.client.client import close_pools
+from apps.superapps.models import SuperApp, TradePayMode
 from tests.factories import IsvFactory, MembershipFactory, MerchantFactory, UserFactory, issue_key
 
 STAFF_PASSWORD = "correct horse battery staple"
@@ -69,6 +76,12 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    """Uploaded files (license scans) go to the test's own folder, never to var/."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     from django.core.cache import cache
 
@@ -111,6 +124,38 @@ def _test_key_pair() -> tuple[str, str]:
     return keys.generate_key_pair()
 
 
+def _onboard(merchant: Merchant, super_app: SuperApp, label: str) -> None:
+    """A business license and a (rejected) registration with its event, as canaries for the isolation walk."""
+    today = timezone.localdate()
+    business_license = business_license_save(
+        merchant=merchant,
+        fields={
+            "legal_name": f"canary-legal-{label}",
+            "registration_no": f"CANARY-{label}",
+            "registration_type": "ENTERPRISE_REGISTRATION_NO",
+            "business_type": "ENTERPRISE",
+            "address_country": "PH",
+            "address_city": "Manila",
+            "address_line": "1 Rizal Avenue",
+            "effective_date": today - datetime.timedelta(days=30),
+            "expiry_date": today + datetime.timedelta(days=365),
+            "contact_name": "Ana Reyes",
+            "contact_email": "ana@example.com",
+        },
+        document=SimpleUploadedFile("license.pdf", b"%PDF-1.4\n%%EOF\n"),
+    )
+    registration = Registration.objects.unscoped().create(
+        isv_id=merchant.isv_id, merchant=merchant, super_app=super_app, status=RegistrationStatus.DRAFT
+    )
+    registration_transition(
+        registration=registration,
+        to=RegistrationStatus.SUBMITTED,
+        source="system",
+        license_snapshot=business_license.snapshot(),
+        wallet_request_id=f"canary-request-{label}",
+    )
+
+
 def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
     isv = IsvFactory(name=f"canary-isv-{label}")
     wallet_credential_create(
@@ -127,6 +172,22 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             client_id=f"canary-client-{label}{index}",
             private_key_pem=_test_key_pair()[0],
         )
+        mini_program_create(
+            merchant=merchant,
+            super_app=super_app,
+            app_id=f"canary-app-{label}{index}",
+            name=f"canary-mp-{label}{index}",
+            trade_pay_mode=TradePayMode.PAYMENT_URL,
+            default_currency="USD",
+        )
+        product_create(
+            merchant=merchant,
+            sku=f"canary-sku-{label}{index}",
+            name=f"canary-product-{label}{index}",
+            price=Money(value=1250, currency="USD"),
+        )
+        if index == 2:  # merchant 1 of each ISV stays un-onboarded, for the tests that onboard it
+            _onboard(merchant, super_app, f"{label}{index}")
         merchant_staff = MembershipFactory(
             user=UserFactory(username=f"merchant-{label}{index}-owner"),
             isv=isv,
@@ -151,6 +212,7 @@ def world(db) -> World:
         name="World wallet",
         gateway_base_url="https://wallet.invalid/api",
         wallet_public_key_pem=_test_key_pair()[1],
+        trade_pay_modes=[TradePayMode.PAYMENT_URL, TradePayMode.ORDER_STR],
     )
     return World(a=_build_isv("a", super_app), b=_build_isv("b", super_app), operator=operator)
 
@@ -173,3 +235,14 @@ def api():
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _close_wallet_connections():
+    """Keep-alive connections to a live server would keep its request threads, and their database
+    sessions, alive past the test; background deliveries of the sandbox are waited for likewise."""
+    yield
+    close_pools()
+    for thread in threading.enumerate():
+        if thread.name.startswith("sandbox-notifier"):
+            thread.join(timeout=10)

@@ -17,13 +17,32 @@ from django.utils.text import slugify
 
 from apps.accounts import services as account_services
 from apps.accounts.models import ApiKey, User
-from apps.core.tenancy import Role
+from apps.core.money import Money
+from apps.core.tenancy import Principal, Role
 from apps.merchants import services as merchant_services
 from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus, WalletCredential
+from apps.miniprograms import services as mini_program_services
+from apps.miniprograms.models import Feature, MiniProgram, MiniProgramFeature, MiniProgramStatus, Product
 from apps.superapps.models import SuperApp, TradePayMode
 
 DEMO_ISV = "Demo ISV"
 DEMO_MERCHANTS = (("Demo Coffee", "coffee-staff"), ("Demo Rentals", "rentals-staff"))
+# Per merchant: its mini program (appId, my.tradePay mode, extra features) and its catalogue (sku, name, price).
+DEMO_CATALOGUE = {
+    "Demo Coffee": (
+        ("demo-coffee-app", TradePayMode.PAYMENT_URL, ()),
+        (
+            ("flat-white", "Flat white", 450),
+            ("croissant", "Butter croissant", 350),
+            ("beans-250g", "House beans 250 g", 1800),
+        ),
+    ),
+    "Demo Rentals": (
+        ("demo-rentals-app", TradePayMode.ORDER_STR, (Feature.PRE_AUTHORIZATION,)),
+        (("bike-hour", "City bike, per hour", 800), ("scooter-day", "E-scooter, per day", 2500)),
+    ),
+}
+DEMO_CURRENCY = "USD"
 SANDBOX_CODE = "sandbox"
 DEMO_KEY_NAME = "demo key"
 
@@ -43,10 +62,17 @@ class DemoTenant:
 
 
 @dataclasses.dataclass
+class DemoMerchant(DemoTenant):
+    mini_programs: list[dict] = dataclasses.field(default_factory=list)
+    products: list[dict] = dataclasses.field(default_factory=list)
+    wallet_credentials: list[dict] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class DemoSet:
     operator: Login
     isv: DemoTenant
-    merchants: list[DemoTenant]
+    merchants: list[DemoMerchant]
 
 
 def _login(
@@ -167,6 +193,44 @@ def _verified_license(*, merchant: Merchant, super_app: SuperApp) -> None:
         )
 
 
+def _mini_program_and_catalogue(*, merchant: Merchant, super_app: SuperApp) -> tuple[list[dict], list[dict]]:
+    (app_id, mode, features), products = DEMO_CATALOGUE[merchant.name]
+    mini_program = MiniProgram.objects.visible_to(_owner(merchant)).filter(super_app=super_app, app_id=app_id).first()
+    if mini_program is None:
+        mini_program = mini_program_services.mini_program_create(
+            merchant=merchant,
+            super_app=super_app,
+            app_id=app_id,
+            name=f"{merchant.name} mini program",
+            trade_pay_mode=mode,
+            default_currency=DEMO_CURRENCY,
+        ).mini_program
+    mini_program = mini_program_services.mini_program_update(
+        mini_program=mini_program, status=MiniProgramStatus.PUBLISHED
+    )
+    for feature in features:
+        mini_program_services.feature_set(mini_program=mini_program, feature=feature, enabled=True)
+    enabled = list(
+        MiniProgramFeature.objects.visible_to(_owner(merchant))
+        .filter(mini_program=mini_program, enabled=True)
+        .order_by("feature")
+        .values_list("feature", flat=True)
+    )
+    catalogue = []
+    for sku, name, price in products:
+        if not Product.objects.visible_to(_owner(merchant)).filter(sku=sku).exists():
+            mini_program_services.product_create(
+                merchant=merchant, sku=sku, name=name, price=Money(price, DEMO_CURRENCY)
+            )
+        catalogue.append({"sku": sku, "price": price, "currency": DEMO_CURRENCY})
+    described = {"app_id": app_id, "mode": mode.value, "features": enabled, "currency": DEMO_CURRENCY}
+    return [described], catalogue
+
+
+def _owner(merchant: Merchant) -> Principal:
+    return Principal.system(isv_id=merchant.isv_id, merchant_id=merchant.pk)
+
+
 @transaction.atomic
 def demo_seed() -> DemoSet:
     operator = _login("operator", operator=True)
@@ -181,14 +245,25 @@ def demo_seed() -> DemoSet:
     merchants = []
     for name, staff in DEMO_MERCHANTS:
         merchant = isv.merchants.filter(name=name).first() or merchant_services.merchant_create(isv=isv, name=name)
-        _sandbox_credential(merchant=merchant, super_app=super_app)
+        credential = _sandbox_credential(merchant=merchant, super_app=super_app)
         _verified_license(merchant=merchant, super_app=super_app)
+        mini_programs, products = _mini_program_and_catalogue(merchant=merchant, super_app=super_app)
         merchants.append(
-            DemoTenant(
+            DemoMerchant(
                 id=merchant.public_id,
                 name=merchant.name,
                 api_key=_fresh_key(isv=isv, merchant=merchant),
                 staff=_login(staff, isv=isv, merchant=merchant, role=Role.OWNER),
+                mini_programs=mini_programs,
+                products=products,
+                wallet_credentials=[
+                    {
+                        "super_app": super_app.code,
+                        "client_id": credential.client_id,
+                        "key_version": credential.key_version,
+                        "public_key_pem": credential.public_key_pem,
+                    }
+                ],
             )
         )
     return DemoSet(operator=operator, isv=isv_tenant, merchants=merchants)

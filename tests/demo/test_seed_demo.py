@@ -23,8 +23,27 @@ def test_seed_demo_json_has_the_documented_shape(db):
     assert set(demo["isv"]) == {"id", "name", "api_key", "staff"}
     assert len(demo["merchants"]) == 2
     for merchant in demo["merchants"]:
-        assert set(merchant) == {"id", "name", "api_key", "staff"}
+        assert set(merchant) == {"id", "name", "api_key", "staff", "mini_programs", "products", "wallet_credentials"}
         assert set(merchant["staff"]) == {"username", "password"}
+        [mini_program] = merchant["mini_programs"]
+        assert set(mini_program) == {"app_id", "mode", "features", "currency"}
+        assert all(set(product) == {"sku", "price", "currency"} for product in merchant["products"])
+        [credential] = merchant["wallet_credentials"]
+        assert credential["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
+    modes = {m["mini_programs"][0]["mode"]: m["mini_programs"][0]["features"] for m in demo["merchants"]}
+    assert modes == {"payment_url": ["payment"], "order_str": ["payment", "pre_authorization"]}
+
+
+def test_seed_demo_merchants_may_take_payments(db):
+    from apps.core.tenancy import Principal
+    from apps.miniprograms.models import MiniProgram
+    from apps.miniprograms.selectors import mini_program_gate
+
+    demo = _seed()
+    for merchant in demo["merchants"]:
+        app_id = merchant["mini_programs"][0]["app_id"]
+        mini_program = MiniProgram.objects.visible_to(Principal.operator()).get(app_id=app_id)
+        mini_program_gate(mini_program=mini_program)  # raises if the license, status or feature stops payments
 
 
 def test_seed_demo_keys_and_ids_work_against_the_api(db):
@@ -61,6 +80,7 @@ def test_seed_demo_is_idempotent_and_refreshes_keys(db):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {first['merchants'][0]['api_key']}")
     assert client.get("/api/v1/merchant").json()["error"]["code"] == "auth.api_key_revoked"
     assert ApiKey.objects.unscoped().filter(revoked_at=None).count() == 3
+    assert second["merchants"][0]["products"] == first["merchants"][0]["products"]
 
 
 def test_seed_demo_prints_logins_and_links(db):

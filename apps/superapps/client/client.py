@@ -71,6 +71,14 @@ def _pool(config: WalletConfig) -> httpx.Client:
         return _pools[key]
 
 
+def close_pools() -> None:
+    """Close every pooled connection (tests, and worker shutdown)."""
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+
+
 class WalletClient:
     def __init__(self, config: WalletConfig, *, http: httpx.Client | None = None) -> None:
         self.config = config

@@ -1,0 +1,71 @@
+"""Reads for mini programs and products, and the gate a payment passes before anything reaches a wallet.
+
+Missing and not-yours raise the same ``NotFoundError``.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from apps.core.errors import ApplicationError, NotFoundError
+from apps.core.tenancy import Principal
+from apps.merchants.selectors import ensure_merchant_may_take_payments
+
+from .models import Feature, MiniProgram, MiniProgramFeature, MiniProgramStatus, Product
+
+
+def mini_program_list(
+    *, principal: Principal, status: str | None = None, super_app: str | None = None
+) -> QuerySet[MiniProgram]:
+    """The mini programs ``principal`` may see, optionally by status and super app code."""
+    mini_programs = MiniProgram.objects.visible_to(principal).select_related("super_app")
+    if status is not None:
+        mini_programs = mini_programs.filter(status=status)
+    if super_app is not None:
+        mini_programs = mini_programs.filter(super_app__code=super_app)
+    # A page renders every row's features: one query for all of them.
+    return mini_programs.prefetch_related(
+        Prefetch("features", queryset=MiniProgramFeature.objects.visible_to(principal))
+    )
+
+
+def mini_program_get(*, principal: Principal, mini_program_id: str) -> MiniProgram:
+    """One mini program; its features are read when asked for, so they are never a stale prefetch."""
+    try:
+        return MiniProgram.objects.visible_to(principal).select_related("super_app").get(public_id=mini_program_id)
+    except MiniProgram.DoesNotExist:
+        raise NotFoundError("miniprograms.mini_program_not_found", f"No mini program {mini_program_id!r}.") from None
+
+
+def product_list(*, principal: Principal, active: bool | None = None, sku: str | None = None) -> QuerySet[Product]:
+    """The catalogue entries ``principal`` may see, optionally only (in)active ones or one SKU."""
+    products = Product.objects.visible_to(principal)
+    if active is not None:
+        products = products.filter(active=active)
+    if sku is not None:
+        products = products.filter(sku=sku)
+    return products
+
+
+def product_get(*, principal: Principal, product_id: str) -> Product:
+    try:
+        return product_list(principal=principal).get(public_id=product_id)
+    except Product.DoesNotExist:
+        raise NotFoundError("miniprograms.product_not_found", f"No product {product_id!r}.") from None
+
+
+def mini_program_gate(*, mini_program: MiniProgram, feature: Feature = Feature.PAYMENT) -> None:
+    """Refuse unless ``mini_program`` may use ``feature`` now. Reads the database only, never a wallet.
+
+    In order: the merchant's license at the mini program's super app (``merchants.license_not_verified``,
+    ``merchants.license_expired``), then ``miniprograms.suspended``, then ``miniprograms.feature_not_enabled``
+    when the feature is off or was never added.
+    """
+    ensure_merchant_may_take_payments(merchant=mini_program.merchant, super_app=mini_program.super_app)
+    if mini_program.status == MiniProgramStatus.SUSPENDED:
+        raise ApplicationError("miniprograms.suspended", f"The mini program {mini_program.name!r} is suspended.")
+    if not mini_program.features.filter(feature=feature, enabled=True).exists():
+        raise ApplicationError(
+            "miniprograms.feature_not_enabled",
+            f"The mini program {mini_program.name!r} does not have {Feature(feature).label.lower()} enabled.",
+        )
