@@ -106,7 +106,8 @@ def super_app_get(*, code: str) -> SuperApp:
     """A super app by code; super apps are shared reference data, visible to every tenant."""
     super_app = SuperApp.objects.filter(code=code).first()
     if super_app is None:
-        raise NotFoundError("superapps.not_found", f"No super app {code!r}.", attr="super_app")
+        # A bad value in a request body: 400 naming the field, the same code a serializer lookup gives.
+        raise ApplicationError("validation.does_not_exist", f"No super app {code!r}.", attr="super_app")
     return super_app
 
 

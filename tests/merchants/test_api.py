@@ -13,6 +13,9 @@ def test_merchant_key_reads_its_merchant(world, api):
     assert credential["client_id"] == "canary-client-a1"
     assert credential["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
     assert "PRIVATE" not in json.dumps(body)
+    [mini_program] = body["mini_programs"]
+    assert mini_program["app_id"] == "canary-app-a1"
+    assert mini_program["features"] == ["payment"]
 
 
 def test_isv_key_needs_merchant_id_for_the_merchant_endpoint(world, api):

@@ -107,11 +107,14 @@ def test_a_50_megabyte_upload_is_a_400_naming_the_document(world, api):
     assert not BusinessLicense.objects.unscoped().filter(merchant=world.a.merchants[0].merchant).exists()
 
 
-def test_submitting_to_an_unknown_super_app_is_a_404_naming_it(world, api):
+def test_submitting_to_an_unknown_super_app_is_a_400_naming_it(world, api):
     client = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant)
     response = client.post("/api/v1/merchant/registrations", {"super_app": "nowallet"}, format="json")
-    assert response.status_code == 404
-    assert (response.json()["error"]["code"], response.json()["error"]["attr"]) == ("superapps.not_found", "super_app")
+    assert response.status_code == 400
+    assert (response.json()["error"]["code"], response.json()["error"]["attr"]) == (
+        "validation.does_not_exist",
+        "super_app",
+    )
     assert not Registration.objects.unscoped().filter(merchant=world.a.merchants[0].merchant).exists()
 
 

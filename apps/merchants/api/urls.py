@@ -3,7 +3,6 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("merchant", views.MerchantCurrentApi.as_view(), name="merchant-current"),
     path("merchant/license", views.BusinessLicenseApi.as_view(), name="merchant-license"),
     path("merchant/registrations", views.RegistrationCollectionApi.as_view(), name="merchant-registrations"),
     path("merchants", views.MerchantListApi.as_view(), name="merchant-list"),

@@ -11,7 +11,6 @@ from apps.merchants import selectors, services
 from .serializers import (
     BusinessLicenseSerializer,
     MerchantCreateInputSerializer,
-    MerchantDetailOutputSerializer,
     MerchantOutputSerializer,
     RegistrationOutputSerializer,
     RegistrationSubmitInputSerializer,
@@ -25,22 +24,6 @@ ISV_WRITES = frozenset({PrincipalKind.ISV_KEY})
 
 def _actor(principal) -> str:
     return f"api_key:{principal.api_key_id}"
-
-
-class MerchantCurrentApi(TenantApiView):
-    """The merchant the credential acts for, with its license, registrations and wallet credentials."""
-
-    requires_merchant = True
-
-    @extend_schema(operation_id="merchant_retrieve", responses=MerchantDetailOutputSerializer, tags=["merchants"])
-    def get(self, request):
-        merchant = selectors.merchant_acting(principal=self.principal)
-        context = {
-            "registrations": selectors.registration_list(principal=self.principal),
-            "wallet_credentials": selectors.wallet_credential_list(principal=self.principal),
-            "has_license": selectors.business_license_of(merchant=merchant) is not None,
-        }
-        return Response(MerchantDetailOutputSerializer(merchant, context=context).data)
 
 
 class MerchantListApi(TenantApiView):

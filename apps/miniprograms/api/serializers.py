@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from apps.core.errors import ApplicationError
 from apps.core.money import Money, currency_exponent
+from apps.merchants.api.serializers import MerchantDetailOutputSerializer
 from apps.superapps.models import SuperApp, TradePayMode
 
 from ..models import MAX_MINOR_UNITS, Feature, MiniProgramStatus
@@ -156,3 +157,10 @@ class ProductUpdateInputSerializer(StrictInputSerializer):
 class ProductFilterSerializer(serializers.Serializer):
     active = serializers.BooleanField(required=False, allow_null=True, default=None)
     sku = serializers.CharField(max_length=64, required=False)
+
+
+class MerchantOverviewSerializer(MerchantDetailOutputSerializer):
+    mini_programs = serializers.SerializerMethodField()
+
+    def get_mini_programs(self, merchant) -> MiniProgramOutputSerializer(many=True):
+        return MiniProgramOutputSerializer(self.context["mini_programs"], many=True).data

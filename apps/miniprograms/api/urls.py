@@ -3,6 +3,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("merchant", views.MerchantOverviewApi.as_view(), name="merchant-current"),
     path("mini-programs", views.MiniProgramCollectionApi.as_view(), name="mini-programs"),
     path("mini-programs/<public_id:mini_program_id>", views.MiniProgramDetailApi.as_view(), name="mini-program"),
     path(

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from apps.core.api.schema import ErrorEnvelopeSerializer, paginated
 from apps.core.api.views import TenantApiView
 from apps.core.tenancy import PrincipalKind
+from apps.merchants import selectors as merchant_selectors
 from apps.merchants.selectors import merchant_acting
 from apps.miniprograms import selectors, services
 from apps.miniprograms.models import Feature
@@ -20,6 +21,7 @@ from apps.miniprograms.models import Feature
 from .serializers import (
     FeatureOutputSerializer,
     FeatureSetInputSerializer,
+    MerchantOverviewSerializer,
     MiniProgramCreatedSerializer,
     MiniProgramCreateInputSerializer,
     MiniProgramFilterSerializer,
@@ -199,3 +201,21 @@ class ProductDetailApi(TenantApiView):
         product = selectors.product_get(principal=self.principal, product_id=product_id)
         data = _parse(ProductUpdateInputSerializer, request.data)
         return Response(ProductOutputSerializer(services.product_update(product=product, **data)).data)
+
+
+class MerchantOverviewApi(TenantApiView):
+    """The merchant the credential acts for: its license status, registrations per super app, wallet
+    credentials (public keys) and mini programs. Served here, above both apps it draws on."""
+
+    requires_merchant = True
+
+    @extend_schema(operation_id="merchant_retrieve", responses=MerchantOverviewSerializer, tags=["merchants"])
+    def get(self, request):
+        merchant = merchant_selectors.merchant_acting(principal=self.principal)
+        context = {
+            "registrations": merchant_selectors.registration_list(principal=self.principal),
+            "wallet_credentials": merchant_selectors.wallet_credential_list(principal=self.principal),
+            "has_license": merchant_selectors.business_license_of(merchant=merchant) is not None,
+            "mini_programs": selectors.mini_program_list(principal=self.principal),
+        }
+        return Response(MerchantOverviewSerializer(merchant, context=context).data)
