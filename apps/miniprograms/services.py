@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.core.errors import ApplicationError, ConflictError
 from apps.core.money import Money
+from apps.core.services import model_update
 from apps.merchants.models import Merchant
 from apps.superapps.models import SuperApp
 
@@ -101,23 +102,8 @@ def mini_program_update(
     Raises ``validation.*`` for a value the model refuses.
     """
     locked = _locked(MiniProgram, mini_program)
-    changes = {
-        field: value
-        for field, value in {
-            "name": name,
-            "status": status,
-            "webhook_url": webhook_url,
-            "trade_pay_mode": trade_pay_mode,
-        }.items()
-        if value is not None and value != getattr(locked, field)
-    }
-    if not changes:
-        return locked
-    for field, value in changes.items():
-        setattr(locked, field, value)
-    locked.validate_for_save()
-    locked.save(update_fields=[*changes, "updated_at"])
-    return locked
+    values = {"name": name, "status": status, "webhook_url": webhook_url, "trade_pay_mode": trade_pay_mode}
+    return model_update(instance=locked, values=values)
 
 
 @transaction.atomic
@@ -205,15 +191,5 @@ def product_update(
             f"The product is priced in {locked.currency}; a product's currency never changes.",
             attr="price.currency",
         )
-    changes = {
-        field: value
-        for field, value in {"name": name, "price": price.value if price else None, "active": active}.items()
-        if value is not None and value != getattr(locked, field)
-    }
-    if not changes:
-        return locked
-    for field, value in changes.items():
-        setattr(locked, field, value)
-    locked.validate_for_save()
-    locked.save(update_fields=[*changes, "updated_at"])
-    return locked
+    values = {"name": name, "price": price.value if price else None, "active": active}
+    return model_update(instance=locked, values=values)
