@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.merchants",
     "apps.accounts",
     "apps.miniprograms",
+    "apps.payments",
     "apps.callbacks",
     "apps.demo",
     "apps.sandbox",
@@ -201,6 +202,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ApiKeyStatusEnum": ["active", "revoked", "expired"],
         "MiniProgramStatusEnum": "apps.miniprograms.models.MiniProgramStatus",
+        "OrderStatusEnum": "apps.payments.models.OrderStatus",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

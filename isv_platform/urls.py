@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("apps.merchants.api.urls")),
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.miniprograms.api.urls")),
+    path("", include("apps.payments.api.urls")),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

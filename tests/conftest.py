@@ -25,6 +25,7 @@ from apps.core.tenancy import Role
 from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus
 from apps.merchants.services import business_license_save, registration_transition, wallet_credential_create
 from apps.miniprograms.services import mini_program_create, product_create
+from apps.payments.models import Order, Payment, PaymentEvent
 from apps.superapps.client import keys
 from apps.superapps.client.client import close_pools
 from apps.superapps.models import SuperApp, TradePayMode
@@ -156,6 +157,33 @@ def _onboard(merchant: Merchant, super_app: SuperApp, label: str) -> None:
     )
 
 
+def _order(mini_program, label: str) -> None:
+    """An order with a payment attempt and an event, written directly (no wallet here), as canaries."""
+    order = Order.objects.unscoped().create(
+        isv_id=mini_program.isv_id,
+        merchant_id=mini_program.merchant_id,
+        mini_program=mini_program,
+        reference=f"canary-ref-{label}",
+        description=f"canary-order-{label}",
+        amount=1250,
+        currency="USD",
+        expires_at=timezone.now() + datetime.timedelta(hours=1),
+    )
+    payment = Payment.objects.unscoped().create(
+        isv_id=order.isv_id, merchant_id=order.merchant_id, order=order, payment_request_id=f"canary-pr-{label}"
+    )
+    PaymentEvent.objects.unscoped().create(
+        isv_id=order.isv_id,
+        merchant_id=order.merchant_id,
+        order=order,
+        payment=payment,
+        subject="payment",
+        from_status="initiated",
+        to_status="pending",
+        source="test",
+    )
+
+
 def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
     isv = IsvFactory(name=f"canary-isv-{label}")
     wallet_credential_create(
@@ -172,14 +200,14 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             client_id=f"canary-client-{label}{index}",
             private_key_pem=_test_key_pair()[0],
         )
-        mini_program_create(
+        mini_program = mini_program_create(
             merchant=merchant,
             super_app=super_app,
             app_id=f"canary-app-{label}{index}",
             name=f"canary-mp-{label}{index}",
             trade_pay_mode=TradePayMode.PAYMENT_URL,
             default_currency="USD",
-        )
+        ).mini_program
         product_create(
             merchant=merchant,
             sku=f"canary-sku-{label}{index}",
@@ -188,6 +216,7 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
         )
         if index == 2:  # merchant 1 of each ISV stays un-onboarded, for the tests that onboard it
             _onboard(merchant, super_app, f"{label}{index}")
+            _order(mini_program, f"{label}{index}")
         merchant_staff = MembershipFactory(
             user=UserFactory(username=f"merchant-{label}{index}-owner"),
             isv=isv,

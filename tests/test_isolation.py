@@ -105,7 +105,17 @@ def _victims_of(principal: Principal) -> Victims:
             canaries.add(row.public_id)
             canaries.update(
                 str(getattr(row, field))
-                for field in ("name", "prefix", "client_id", "legal_name", "wallet_request_id", "app_id", "sku")
+                for field in (
+                    "name",
+                    "prefix",
+                    "client_id",
+                    "legal_name",
+                    "wallet_request_id",
+                    "app_id",
+                    "sku",
+                    "reference",
+                    "payment_request_id",
+                )
                 if getattr(row, field, None)
             )
     return Victims(rows=rows, canaries=canaries)
