@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 
+from apps.core.errors import ConflictError
 from apps.core.tenancy import Principal
 from apps.merchants import services as merchant_services
 from apps.merchants.models import Registration, WalletCredential
@@ -75,7 +76,7 @@ def receive(
             raise Refused("INVALID_CLIENT", "unknown client id")
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Refused("PARAM_ILLEGAL", "the body is not JSON") from None
         if not isinstance(payload, dict):
             raise Refused("PARAM_ILLEGAL", "the body is not a JSON object")
@@ -93,12 +94,12 @@ def apply_payment_notification(credential: WalletCredential, payload: dict) -> N
     except MessageError as error:
         raise Refused("PARAM_ILLEGAL", str(error)) from None
     logger.info(
-        "notifyPayment received: super_app=%s client=%s paymentId=%s paymentRequestId=%s succeeded=%s amount=%s",
+        "notifyPayment received: super_app=%s client=%s paymentId=%s paymentRequestId=%s outcome=%s amount=%s",
         credential.super_app.code,
         credential.client_id,
         notification.payment_id,
         notification.payment_request_id,
-        notification.succeeded,
+        notification.outcome.value,
         notification.amount,
     )
 
@@ -117,8 +118,21 @@ def apply_registration_notification(credential: WalletCredential, payload: dict)
         else None
     )
     if registration is None:
-        raise Refused("PARAM_ILLEGAL", "no such registration for this client")
-    merchant_services.registration_apply_result(registration=registration, result=result, source="wallet_notification")
+        # A superseded submission (the merchant resubmitted since) or never ours: nothing to apply, and a
+        # refusal would only make the wallet retry for a day.
+        logger.info("notifyRegistrationStatus for an unknown request id %s ignored", result.registration_request_id)
+        return
+    try:
+        merchant_services.registration_apply_result(
+            registration=registration,
+            result=result,
+            source="wallet_notification",
+            request_id=result.registration_request_id,
+        )
+    except ConflictError as conflict:
+        # The registration has moved on (e.g. verified, then a late contradicting message): keep the state
+        # the table allows, log why, and acknowledge so the wallet stops retrying.
+        logger.warning("notifyRegistrationStatus for %s not applied: %s", registration.public_id, conflict.message)
 
 
 def _signed_ack(credential: WalletCredential, *, path: str) -> Acknowledgement:

@@ -66,11 +66,14 @@ def wallet_credential_create(
         private_key_pem, public_key_pem = keys.generate_key_pair()
     else:
         try:
-            public_key_pem = keys.public_pem_of(keys.load_private_key(private_key_pem))
-        except ValueError:
+            private_key = keys.load_private_key(private_key_pem)
+            if private_key.key_size < 2048:
+                raise ValueError("RSA keys must have at least 2048 bits")
+            public_key_pem = keys.public_pem_of(private_key)
+        except (ValueError, TypeError):  # TypeError: an encrypted PEM, which we cannot use
             raise ApplicationError(
                 "merchants.invalid_private_key",
-                "The private key is not an RSA key in PEM.",
+                "The private key must be an unencrypted RSA key of at least 2048 bits, in PEM.",
                 attr="private_key",
             ) from None
     credential = WalletCredential(
@@ -103,12 +106,15 @@ _LICENSE_LOCKED = frozenset(
 _POLL_FIRST_SECONDS, _POLL_MAX_SECONDS = 30, 3600
 
 
+@transaction.atomic
 def business_license_save(*, merchant: Merchant, fields: dict, document=None) -> BusinessLicense:
     """Create or replace the merchant's business license (``fields`` as in ``LICENSE_SUBMITTED_FIELDS``).
 
     A license that a super app is reviewing or has verified is locked (``merchants.license_locked``): what a
     wallet verified must stay what it verified. Every field is validated by the model (``validation.*``).
     """
+    # Serialised per merchant with registration_submit: the license sent for review is the one on file.
+    Merchant.objects.unscoped().select_for_update().filter(pk=merchant.pk).first()
     existing = selectors.business_license_of(merchant=merchant)
     if existing is not None and selectors.license_is_locked(merchant=merchant):
         raise ConflictError(
@@ -132,15 +138,19 @@ def registration_transition(
     source: str,
     actor: str = "",
     reason: str = "",
+    expected_request_id: str | None = None,
     **changes,
 ) -> Registration:
     """Move ``registration`` to ``to`` under a row lock, as the transition table allows, with an event.
 
-    Already being in ``to`` is success and records nothing. ``changes`` are further fields to set.
-    Raises ``merchants.invalid_registration_transition`` for a move the table does not allow.
+    Already being in ``to`` is success and records nothing. With ``expected_request_id`` (a wallet's word
+    about one submission), a registration resubmitted since under another id is left alone: a stale
+    answer never decides a newer submission. ``changes`` are further fields to set. Raises
+    ``merchants.invalid_registration_transition`` for a move the table does not allow.
     """
     locked = Registration.objects.unscoped().select_for_update().get(pk=registration.pk)
-    if locked.status == to:
+    stale = expected_request_id is not None and locked.wallet_request_id != expected_request_id
+    if locked.status == to or stale:
         return locked
     if to not in transitions.REGISTRATION[locked.status]:
         raise ConflictError(
@@ -182,36 +192,38 @@ def registration_submit(*, merchant: Merchant, super_app: SuperApp, source: str,
     submitted and the poller asks again. Raises ``merchants.license_missing``, ``merchants.license_expired``,
     ``merchants.no_wallet_credential`` and ``merchants.registration_in_progress``.
     """
-    business_license = selectors.business_license_of(merchant=merchant)
-    if business_license is None:
-        raise ApplicationError("merchants.license_missing", "Upload the business license before submitting it.")
-    if business_license.expiry_date <= timezone.localdate():
-        raise ApplicationError("merchants.license_expired", "The business license has expired; upload the renewed one.")
-    credential = selectors.wallet_credential_for(merchant=merchant, super_app=super_app)
-    registration, _ = Registration.objects.unscoped().get_or_create(
-        merchant=merchant, super_app=super_app, defaults={"isv_id": merchant.isv_id}
-    )
-    if (
-        registration.status not in transitions.REGISTRATION
-        or RegistrationStatus.SUBMITTED not in (transitions.REGISTRATION[registration.status])
-    ):
-        raise ConflictError(
-            "merchants.registration_in_progress",
-            f"The registration at {super_app.name} is {registration.status}; it cannot be submitted again now.",
+    with transaction.atomic():
+        # Serialised per merchant with business_license_save: what is snapshotted is what is on file.
+        Merchant.objects.unscoped().select_for_update().filter(pk=merchant.pk).first()
+        business_license = selectors.business_license_of(merchant=merchant)
+        if business_license is None:
+            raise ApplicationError("merchants.license_missing", "Upload the business license before submitting it.")
+        if business_license.expiry_date <= timezone.localdate():
+            raise ApplicationError(
+                "merchants.license_expired", "The business license has expired; upload the renewed one."
+            )
+        credential = selectors.wallet_credential_for(merchant=merchant, super_app=super_app)
+        registration, _ = Registration.objects.unscoped().get_or_create(
+            merchant=merchant, super_app=super_app, defaults={"isv_id": merchant.isv_id}
         )
-    now = timezone.now()
-    registration = registration_transition(
-        registration=registration,
-        to=RegistrationStatus.SUBMITTED,
-        source=source,
-        actor=actor,
-        license_snapshot=business_license.snapshot(),
-        wallet_request_id=f"reg_{str(ULID()).lower()}",
-        submitted_at=now,
-        decided_at=None,
-        rejection_reason="",
-        next_poll_at=now + datetime.timedelta(seconds=_POLL_FIRST_SECONDS),
-    )
+        if RegistrationStatus.SUBMITTED not in transitions.REGISTRATION[registration.status]:
+            raise ConflictError(
+                "merchants.registration_in_progress",
+                f"The registration at {super_app.name} is {registration.status}; it cannot be submitted again now.",
+            )
+        now = timezone.now()
+        registration = registration_transition(
+            registration=registration,
+            to=RegistrationStatus.SUBMITTED,
+            source=source,
+            actor=actor,
+            license_snapshot=business_license.snapshot(),
+            wallet_request_id=f"reg_{str(ULID()).lower()}",
+            submitted_at=now,
+            decided_at=None,
+            rejection_reason="",
+            next_poll_at=now + datetime.timedelta(seconds=_POLL_FIRST_SECONDS),
+        )
     return _registration_send(registration=registration, credential=credential, business_license=business_license)
 
 
@@ -257,14 +269,18 @@ def _registration_send(
 
 
 def registration_apply_result(
-    *, registration: Registration, result: messages.RegistrationResult, source: str
+    *, registration: Registration, result: messages.RegistrationResult, source: str, request_id: str
 ) -> Registration:
-    """Apply what the super app says of a registration (notification or inquiry); repeating it changes nothing."""
+    """Apply what the super app says of the submission ``request_id`` (notification or inquiry).
+
+    Repeating it changes nothing; an answer about a superseded submission changes nothing either.
+    """
     if result.status is messages.RegistrationStatus.COMPLETED:
         return registration_transition(
             registration=registration,
             to=RegistrationStatus.VERIFIED,
             source=source,
+            expected_request_id=request_id,
             decided_at=timezone.now(),
             next_poll_at=None,
         )
@@ -274,53 +290,74 @@ def registration_apply_result(
             registration=registration,
             to=RegistrationStatus.REJECTED,
             source=source,
+            expected_request_id=request_id,
             reason=reason,
             rejection_reason=reason[:500],
             decided_at=timezone.now(),
             next_poll_at=None,
         )
     if registration.status == RegistrationStatus.SUBMITTED:
-        return registration_transition(registration=registration, to=RegistrationStatus.UNDER_REVIEW, source=source)
+        return registration_transition(
+            registration=registration,
+            to=RegistrationStatus.UNDER_REVIEW,
+            source=source,
+            expected_request_id=request_id,
+        )
     return registration
+
+
+def _claim_due_registrations(*, now: datetime.datetime, limit: int) -> list[Registration]:
+    """Due registrations, each pushed to its next poll time in the same transaction, so two overlapping
+    pollers never ask about the same one (rows another poller holds are skipped, not waited for)."""
+    with transaction.atomic():
+        due = list(
+            Registration.objects.unscoped()  # batch work across tenants: each row is then handled on its own
+            .select_for_update(skip_locked=True, of=("self",))
+            .filter(status__in=[RegistrationStatus.SUBMITTED, RegistrationStatus.UNDER_REVIEW], next_poll_at__lte=now)
+            .select_related("merchant", "super_app")
+            .order_by("next_poll_at")[:limit]
+        )
+        for registration in due:
+            waited = (now - (registration.submitted_at or now)).total_seconds()
+            delay = min(max(waited, _POLL_FIRST_SECONDS), _POLL_MAX_SECONDS)
+            registration.next_poll_at = now + datetime.timedelta(seconds=delay)
+            registration.save(update_fields=["next_poll_at"])
+    return due
 
 
 def registrations_poll(*, now: datetime.datetime | None = None, limit: int = 100) -> int:
     """Ask the super apps about registrations still waiting for a decision whose poll is due.
 
     A submission whose answer was lost is sent again with the same request id (idempotent at the wallet).
-    Backs off exponentially per registration, up to an hour. Returns how many were asked about.
+    Backs off per registration, up to an hour. One registration's trouble never stops the others.
+    Returns how many were asked about.
     """
-    now = now or timezone.now()
-    due = (
-        Registration.objects.unscoped()  # batch work across tenants: each row is handled within its own tenant
-        .filter(status__in=[RegistrationStatus.SUBMITTED, RegistrationStatus.UNDER_REVIEW], next_poll_at__lte=now)
-        .select_related("merchant", "super_app")
-        .order_by("next_poll_at")[:limit]
-    )
     asked = 0
-    for registration in due:
-        waited = (now - (registration.submitted_at or now)).total_seconds()
-        delay = min(max(waited, _POLL_FIRST_SECONDS), _POLL_MAX_SECONDS)
-        Registration.objects.unscoped().filter(pk=registration.pk).update(
-            next_poll_at=now + datetime.timedelta(seconds=delay)
-        )
-        credential = selectors.wallet_credential_for(merchant=registration.merchant, super_app=registration.super_app)
-        client = selectors.wallet_client_for(credential=credential)
+    for registration in _claim_due_registrations(now=now or timezone.now(), limit=limit):
         asked += 1
         try:
-            result = client.inquire_registration(registration_request_id=registration.wallet_request_id)
-        except WalletBusinessFailure as failure:
-            if failure.result_code == "RECORD_NOT_FOUND" and registration.status == RegistrationStatus.SUBMITTED:
-                _registration_send(
-                    registration=registration,
-                    credential=credential,
-                    business_license=selectors.business_license_of(merchant=registration.merchant),
-                )
-            continue
-        except WalletUnknownOutcome:
-            continue
-        registration_apply_result(registration=registration, result=result, source="wallet_poll")
+            _registration_poll_one(registration)
+        except (ApplicationError, WalletUnknownOutcome) as problem:
+            logger.warning("registration %s: poll inconclusive (%s)", registration.public_id, problem)
     return asked
+
+
+def _registration_poll_one(registration: Registration) -> None:
+    credential = selectors.wallet_credential_for(merchant=registration.merchant, super_app=registration.super_app)
+    client = selectors.wallet_client_for(credential=credential)
+    try:
+        result = client.inquire_registration(registration_request_id=registration.wallet_request_id)
+    except WalletBusinessFailure as failure:
+        if failure.result_code == "RECORD_NOT_FOUND" and registration.status == RegistrationStatus.SUBMITTED:
+            _registration_send(
+                registration=registration,
+                credential=credential,
+                business_license=selectors.business_license_of(merchant=registration.merchant),
+            )
+        return
+    registration_apply_result(
+        registration=registration, result=result, source="wallet_poll", request_id=registration.wallet_request_id
+    )
 
 
 def registrations_expire(*, today: datetime.date | None = None) -> int:

@@ -5,6 +5,7 @@ from apps.superapps.client.messages import (
     ApiVersion,
     MessageError,
     PaymentNotification,
+    PaymentOutcome,
     PayRequest,
     PayResponse,
     RegistrationResult,
@@ -62,7 +63,14 @@ def test_notifications_in_both_shapes():
     v1 = PaymentNotification.parse(
         {"paymentId": "p", "paymentRequestId": "r", "paymentAmount": amount, "paymentStatus": "FAIL"}
     )
-    assert (v2.succeeded, v1.succeeded) == (True, False)
+    assert (v2.outcome, v1.outcome) == (PaymentOutcome.SUCCEEDED, PaymentOutcome.FAILED)
+    pending = PaymentNotification.parse(
+        {"paymentId": "p", "paymentRequestId": "r", "paymentAmount": amount, "paymentStatus": "PROCESSING"}
+    )
+    unsure = PaymentNotification.parse(
+        {"paymentId": "p", "paymentRequestId": "r", "paymentAmount": amount, "paymentResult": {"resultStatus": "U"}}
+    )
+    assert pending.outcome is unsure.outcome is PaymentOutcome.UNKNOWN  # never read as failed
     assert v2.amount == Money(100, "MYR")
 
 
@@ -89,3 +97,10 @@ def test_registration_result():
         }
     )
     assert (result.status, result.reject_reason) == (RegistrationStatus.REJECTED, "license expired")
+
+
+def test_an_empty_optional_reason_is_no_reason():
+    result = RegistrationResult.parse(
+        {"registrationRequestId": "r", "registrationResult": {"registrationStatus": "COMPLETED", "rejectReason": ""}}
+    )
+    assert result.reject_reason is None

@@ -190,8 +190,10 @@ class WalletClient:
             raise WalletUnknownOutcome(f"{operation}: HTTP {response.status_code}")
         try:
             answer = json.loads(response.content)
+            if not isinstance(answer, dict):
+                raise MessageError("the answer is not a JSON object")
             result = Result.parse(answer)
-        except (ValueError, MessageError) as error:
+        except (ValueError, RecursionError, MessageError) as error:
             raise WalletUnknownOutcome(f"{operation}: unreadable answer ({error})") from None
 
         self._verify_response(operation, path, response, result)
@@ -208,6 +210,9 @@ class WalletClient:
     def _verify_response(self, operation: str, path: str, response: httpx.Response, result: Result) -> None:
         signature = response.headers.get("signature")
         response_time = response.headers.get("response-time")
+        answering_client = response.headers.get("client-id", self.config.client_id)
+        if answering_client != self.config.client_id:
+            raise ResponseSignatureError(f"{operation}: the answer is addressed to another client")
         if signature is None and response_time is None and result.status in (ResultStatus.FAILED, ResultStatus.UNKNOWN):
             return  # error answers may come unsigned (as the official SDK also accepts)
         verified = (
@@ -216,7 +221,7 @@ class WalletClient:
             and signing.verify(
                 keys.load_public_key(self.config.wallet_public_key_pem),
                 path=path,
-                client_id=response.headers.get("client-id", self.config.client_id),
+                client_id=answering_client,
                 timestamp=response_time,
                 body=response.content,
                 signature_header=signature,

@@ -51,7 +51,7 @@ class Result:
 
 def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
     value = body.get(key)
-    if value is None and not required:
+    if value in (None, "") and not required:
         return None
     if not isinstance(value, str) or not value:
         raise MessageError(f"missing {key}")
@@ -348,28 +348,39 @@ class RegistrationResult:
 # --- notifyPayment (wallet → platform) -----------------------------------------------------------
 
 
+class PaymentOutcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # never read as a failure: an inquiry settles it
+
+
+_V1_OUTCOMES = {"SUCCESS": PaymentOutcome.SUCCEEDED, "FAIL": PaymentOutcome.FAILED}
+_V2_OUTCOMES = {ResultStatus.SUCCESS: PaymentOutcome.SUCCEEDED, ResultStatus.FAILED: PaymentOutcome.FAILED}
+
+
 @dataclasses.dataclass(frozen=True)
 class PaymentNotification:
     payment_id: str
     payment_request_id: str
-    succeeded: bool
+    outcome: PaymentOutcome
     amount: Money
     payment_time: str | None
     customer_id: str | None
 
     @classmethod
     def parse(cls, body: dict) -> PaymentNotification:
-        """Both shapes: v1 ``paymentStatus`` and v2/TNG ``paymentResult``."""
+        """Both shapes: v1 ``paymentStatus`` and v2/TNG ``paymentResult``; anything not plainly success or
+        failure is an unknown outcome."""
         if "paymentResult" in body:
-            succeeded = Result.parse(body, "paymentResult").status is ResultStatus.SUCCESS
+            outcome = _V2_OUTCOMES.get(Result.parse(body, "paymentResult").status, PaymentOutcome.UNKNOWN)
         elif "paymentStatus" in body:
-            succeeded = body["paymentStatus"] == "SUCCESS"
+            outcome = _V1_OUTCOMES.get(body["paymentStatus"], PaymentOutcome.UNKNOWN)
         else:
             raise MessageError("neither paymentResult nor paymentStatus")
         return cls(
             payment_id=_text(body, "paymentId"),
             payment_request_id=_text(body, "paymentRequestId"),
-            succeeded=succeeded,
+            outcome=outcome,
             amount=_money(body, "paymentAmount"),
             payment_time=_text(body, "paymentTime", required=False),
             customer_id=_text(body, "customerId", required=False),
