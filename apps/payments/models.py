@@ -107,7 +107,8 @@ class PaymentEvent(TenantOwnedModel):
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
-    subject = models.CharField(max_length=10, help_text="order or payment")
+    refund = models.ForeignKey("Refund", on_delete=models.PROTECT, null=True, blank=True, related_name="events")
+    subject = models.CharField(max_length=10, help_text="order, payment or refund")
     from_status = models.CharField(max_length=20)
     to_status = models.CharField(max_length=20)
     source = models.CharField(max_length=30, help_text="api, wallet_response, wallet_inquiry, client_result, …")
@@ -119,3 +120,34 @@ class PaymentEvent(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.subject} {self.from_status} → {self.to_status}"
+
+
+class RefundStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Refund(TenantOwnedModel, TimeStampedModel):
+    """Money returned from a paid order. ``refund_request_id`` is stored before the wallet call and reused."""
+
+    tenant_fields = MERCHANT_OWNED
+
+    public_id = public_id_field("ref")
+    isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    refund_request_id = models.CharField(max_length=64, unique=True)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=256, blank=True)
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.PROCESSING)
+    wallet_refund_id = models.CharField(max_length=64, blank=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")]
+
+    def __str__(self) -> str:
+        return self.refund_request_id

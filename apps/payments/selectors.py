@@ -6,7 +6,7 @@ from apps.core.errors import ApplicationError, NotFoundError
 from apps.core.tenancy import Principal
 from apps.miniprograms.models import MiniProgram
 
-from .models import Order
+from .models import Order, Refund
 
 
 def order_list(
@@ -42,3 +42,7 @@ def mini_program_for_order(*, principal: Principal, app_id: str) -> MiniProgram:
     if mini_program is None:
         raise ApplicationError("validation.does_not_exist", f"No mini program {app_id!r}.", attr="mini_program")
     return mini_program
+
+
+def refund_list(*, principal: Principal, order: Order) -> QuerySet[Refund]:
+    return Refund.objects.visible_to(principal).filter(order=order).select_related("order").order_by("created_at")

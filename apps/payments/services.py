@@ -24,7 +24,7 @@ from apps.superapps.client.errors import WalletBusinessFailure, WalletUnknownOut
 from apps.superapps.models import TradePayMode
 
 from . import transitions
-from .models import Order, OrderStatus, Payment, PaymentEvent, PaymentStatus
+from .models import Order, OrderStatus, Payment, PaymentEvent, PaymentStatus, Refund, RefundStatus
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +58,9 @@ def _transition(*, model, instance, table: dict, to: str, source: str, reason: s
         isv_id=locked.isv_id,
         merchant_id=locked.merchant_id,
         order=order,
-        payment=None if model is Order else locked,
-        subject="order" if model is Order else "payment",
+        payment=locked if model is Payment else None,
+        refund=locked if model is Refund else None,
+        subject=model._meta.model_name,
         from_status=locked.status,
         to_status=to,
         source=source,
@@ -281,3 +282,135 @@ def _apply_payment_state(*, payment: Payment, inquiry: messages.PaymentInquiry, 
         _transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
     else:
         _schedule_next_inquiry(payment)
+
+
+# --- refunds and cancels -------------------------------------------------------------------------
+
+
+def refund_request(*, order: Order, amount: int | None = None, reason: str = "") -> Refund:
+    """Refund part or all of a paid order (``amount`` defaults to what is left).
+
+    The sum of refunds that succeeded or are processing never exceeds the paid amount: checked under the
+    order's row lock, so concurrent requests cannot both pass. The ``refundRequestId`` is committed before
+    the wallet call. ``S`` → succeeded; ``F`` → failed; unknown → processing, for the inquiry to settle.
+    Raises ``payments.order_not_refundable``, ``payments.refund_exceeds_paid``.
+    """
+    with transaction.atomic():
+        locked = Order.objects.unscoped().select_for_update().get(pk=order.pk)
+        if locked.status not in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
+            raise ConflictError(
+                "payments.order_not_refundable", f"The order is {locked.status}; only paid orders refund."
+            )
+        committed = sum(
+            locked.refunds.filter(status__in=[RefundStatus.PROCESSING, RefundStatus.SUCCEEDED]).values_list(
+                "amount", flat=True
+            )
+        )
+        remaining = locked.amount - committed
+        amount = remaining if amount is None else amount
+        if amount <= 0 or amount > remaining:
+            raise ApplicationError(
+                "payments.refund_exceeds_paid",
+                f"At most {remaining} {locked.currency} (minor units) is left to refund.",
+                attr="amount",
+            )
+        payment = locked.payments.get(status=PaymentStatus.SUCCEEDED)
+        refund = Refund.objects.create(
+            isv_id=locked.isv_id,
+            merchant_id=locked.merchant_id,
+            order=locked,
+            payment=payment,
+            refund_request_id=f"rr_{str(ULID()).lower()}",
+            amount=amount,
+            currency=locked.currency,
+            reason=reason,
+        )
+    client = _client_for(locked)
+    try:
+        response = client.refund(
+            messages.RefundRequest(
+                refund_request_id=refund.refund_request_id,
+                payment_id=payment.wallet_payment_id,
+                amount=Money(amount, locked.currency),
+                reason=reason or None,
+            )
+        )
+    except WalletBusinessFailure as failure:
+        return _transition(
+            model=Refund,
+            instance=refund,
+            table=transitions.REFUND,
+            to=RefundStatus.FAILED,
+            source="wallet_response",
+            reason=f"{failure.result_code}: {failure.result_message}",
+            failure_code=failure.result_code[:64],
+        )
+    except WalletUnknownOutcome as unknown:
+        logger.warning("refund %s: outcome unknown (%s)", refund.refund_request_id, unknown.reason)
+        return refund
+    return _refund_succeeded(refund=refund, wallet_refund_id=response.refund_id, source="wallet_response")
+
+
+@transaction.atomic
+def _refund_succeeded(*, refund: Refund, wallet_refund_id: str, source: str) -> Refund:
+    refund = _transition(
+        model=Refund,
+        instance=refund,
+        table=transitions.REFUND,
+        to=RefundStatus.SUCCEEDED,
+        source=source,
+        wallet_refund_id=wallet_refund_id,
+    )
+    order = Order.objects.unscoped().select_for_update().get(pk=refund.order_id)
+    refunded = order.refunded_amount + refund.amount
+    to = OrderStatus.REFUNDED if refunded == order.amount else OrderStatus.PARTIALLY_REFUNDED
+    _transition(model=Order, instance=order, table=transitions.ORDER, to=to, source=source, refunded_amount=refunded)
+    if to == OrderStatus.PARTIALLY_REFUNDED and order.status == OrderStatus.PARTIALLY_REFUNDED:
+        Order.objects.unscoped().filter(pk=order.pk).update(refunded_amount=refunded)  # a further partial refund
+    return refund
+
+
+def order_cancel(*, order: Order) -> Order:
+    """Close an unpaid order, cancelling its payment at the wallet when one exists there.
+
+    A paid order is refused (``payments.order_already_paid``: refund it instead); a closed one is returned
+    as it is. If the wallet says the payment succeeded meanwhile, the order becomes paid, not closed.
+    """
+    if order.status == OrderStatus.CLOSED:
+        return order
+    if order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
+        raise ConflictError("payments.order_already_paid", f"The order is {order.status}; refund it instead.")
+    payment = order.payments.exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED]).first()
+    if payment is not None and payment.status != PaymentStatus.INITIATED:
+        try:
+            _client_for(order).cancel(payment_request_id=payment.payment_request_id)
+        except WalletBusinessFailure as failure:
+            if failure.result_code != "ORDER_NOT_EXIST":
+                refreshed = order_refresh(order=order)
+                if refreshed.status == OrderStatus.PAID:
+                    raise ConflictError("payments.order_already_paid", "The order was paid meanwhile.") from None
+                raise ConflictError(
+                    "payments.cancel_refused", f"The super app refused to cancel: {failure.result_code}."
+                ) from None
+        except WalletUnknownOutcome as unknown:
+            raise ConflictError(
+                "payments.cancel_outcome_unknown",
+                f"The super app did not confirm the cancel ({unknown.reason}); retry.",
+            ) from None
+    with transaction.atomic():
+        if payment is not None:
+            _transition(
+                model=Payment,
+                instance=payment,
+                table=transitions.PAYMENT,
+                to=PaymentStatus.CANCELLED,
+                source="api",
+                next_inquiry_at=None,
+            )
+        return _transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source="api")
+
+
+def _client_for(order: Order):
+    super_app = order.mini_program.super_app
+    credential = merchant_selectors.wallet_credential_for(merchant=order.merchant, super_app=super_app)
+    return merchant_selectors.wallet_client_for(credential=credential)

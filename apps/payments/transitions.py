@@ -5,6 +5,7 @@ An unknown outcome is never a failure: ``unknown`` only leaves by what the walle
 
 from .models import OrderStatus as O
 from .models import PaymentStatus as P
+from .models import RefundStatus as R
 
 ORDER: dict[str, frozenset[str]] = {
     O.PENDING: frozenset({O.PROCESSING, O.PAID, O.FAILED, O.CLOSED}),
@@ -17,10 +18,16 @@ ORDER: dict[str, frozenset[str]] = {
 }
 
 PAYMENT: dict[str, frozenset[str]] = {
-    P.INITIATED: frozenset({P.PENDING, P.UNKNOWN, P.FAILED}),
+    P.INITIATED: frozenset({P.PENDING, P.UNKNOWN, P.FAILED, P.CANCELLED}),
     P.PENDING: frozenset({P.UNKNOWN, P.SUCCEEDED, P.FAILED, P.CANCELLED}),
     P.UNKNOWN: frozenset({P.PENDING, P.SUCCEEDED, P.FAILED, P.CANCELLED}),
     P.SUCCEEDED: frozenset(),
     P.FAILED: frozenset(),
     P.CANCELLED: frozenset(),
+}
+
+REFUND: dict[str, frozenset[str]] = {
+    R.PROCESSING: frozenset({R.SUCCEEDED, R.FAILED}),
+    R.SUCCEEDED: frozenset(),
+    R.FAILED: frozenset(),
 }

@@ -58,3 +58,18 @@ class OrderListFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
     mini_program = serializers.CharField(max_length=64, required=False)
     reference = serializers.CharField(max_length=64, required=False)
+
+
+class RefundCreateInputSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(required=False, min_value=1, help_text="Minor units; default: all that is left.")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=256, default="")
+
+
+class RefundOutputSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    order = serializers.CharField(source="order.public_id")
+    status = serializers.CharField()
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()

@@ -5,4 +5,6 @@ from . import views
 urlpatterns = [
     path("orders", views.OrderCollectionApi.as_view(), name="orders"),
     path("orders/<public_id:order_id>", views.OrderDetailApi.as_view(), name="order"),
+    path("orders/<public_id:order_id>/cancel", views.OrderCancelApi.as_view(), name="order-cancel"),
+    path("orders/<public_id:order_id>/refunds", views.OrderRefundCollectionApi.as_view(), name="order-refunds"),
 ]

@@ -13,6 +13,8 @@ from .serializers import (
     OrderCreateInputSerializer,
     OrderListFilterSerializer,
     OrderOutputSerializer,
+    RefundCreateInputSerializer,
+    RefundOutputSerializer,
 )
 
 
@@ -69,3 +71,34 @@ class OrderDetailApi(TenantApiView):
             services.order_refresh(order=order)
             order = selectors.order_get(principal=self.principal, order_id=order_id)
         return Response(OrderOutputSerializer(order).data)
+
+
+class OrderCancelApi(TenantApiView):
+    @extend_schema(operation_id="orders_cancel", request=None, responses=OrderOutputSerializer, tags=["orders"])
+    def post(self, request, order_id: str):
+        order = services.order_cancel(order=selectors.order_get(principal=self.principal, order_id=order_id))
+        return Response(
+            OrderOutputSerializer(selectors.order_get(principal=self.principal, order_id=order.public_id)).data
+        )
+
+
+class OrderRefundCollectionApi(TenantApiView):
+    @extend_schema(operation_id="order_refunds_list", responses=RefundOutputSerializer(many=True), tags=["orders"])
+    def get(self, request, order_id: str):
+        order = selectors.order_get(principal=self.principal, order_id=order_id)
+        return Response(
+            RefundOutputSerializer(selectors.refund_list(principal=self.principal, order=order), many=True).data
+        )
+
+    @extend_schema(
+        operation_id="order_refunds_create",
+        request=RefundCreateInputSerializer,
+        responses={201: RefundOutputSerializer},
+        tags=["orders"],
+    )
+    def post(self, request, order_id: str):
+        data = RefundCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        order = selectors.order_get(principal=self.principal, order_id=order_id)
+        refund = services.refund_request(order=order, **data.validated_data)
+        return Response(RefundOutputSerializer(refund).data, status=status.HTTP_201_CREATED)

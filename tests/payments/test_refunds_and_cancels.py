@@ -1,0 +1,51 @@
+"""Refunds and cancels against the sandbox wallet over real HTTP."""
+
+from apps.payments.models import Order, Refund
+from tests.payments.test_orders import _order
+from tests.superapps.test_client_against_sandbox import _pay_at_cashier
+
+
+def _paid_order(api, world, amount=1000) -> tuple[str, object]:
+    body = _order(api, world, amount=amount).json()
+    _pay_at_cashier(body["trade_pay"]["paymentUrl"])
+    client = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant)
+    assert client.get(f"/api/v1/orders/{body['id']}?refresh=true").json()["status"] == "paid"
+    return body["id"], client
+
+
+def test_partial_refunds_then_full(world, api, shop):
+    order_id, client = _paid_order(api, world)
+    first = client.post(f"/api/v1/orders/{order_id}/refunds", {"amount": 400, "reason": "spilled"}, format="json")
+    assert first.status_code == 201
+    assert first.json()["status"] == "succeeded"
+    assert client.get(f"/api/v1/orders/{order_id}").json()["status"] == "partially_refunded"
+
+    too_much = client.post(f"/api/v1/orders/{order_id}/refunds", {"amount": 601}, format="json")
+    assert (too_much.status_code, too_much.json()["error"]["code"]) == (400, "payments.refund_exceeds_paid")
+
+    rest = client.post(f"/api/v1/orders/{order_id}/refunds", {}, format="json")
+    assert rest.json()["amount"] == 600
+    order = client.get(f"/api/v1/orders/{order_id}").json()
+    assert (order["status"], order["refunded_amount"]) == ("refunded", 1000)
+    assert [r["amount"] for r in client.get(f"/api/v1/orders/{order_id}/refunds").json()] == [400, 600]
+
+
+def test_an_unpaid_order_cannot_be_refunded(world, api, shop):
+    body = _order(api, world).json()
+    client = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant)
+    response = client.post(f"/api/v1/orders/{body['id']}/refunds", {}, format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "payments.order_not_refundable")
+    assert not Refund.objects.unscoped().exists()
+
+
+def test_cancel_closes_an_unpaid_order_and_refuses_a_paid_one(world, api, shop):
+    client = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant)
+    unpaid = _order(api, world).json()
+    closed = client.post(f"/api/v1/orders/{unpaid['id']}/cancel", format="json")
+    assert closed.json()["status"] == "closed"
+    assert client.post(f"/api/v1/orders/{unpaid['id']}/cancel", format="json").json()["status"] == "closed"
+
+    paid_id, _ = _paid_order(api, world)
+    refused = client.post(f"/api/v1/orders/{paid_id}/cancel", format="json")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "payments.order_already_paid")
+    assert Order.objects.unscoped().get(public_id=paid_id).status == "paid"
