@@ -83,7 +83,11 @@ def _isolated_media(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache():
+def _private_cache(request, settings):
+    """Each test gets an empty in-process cache (rate-limit counters included): parallel workers sharing
+    one Redis would otherwise see each other's counters. Tests marked ``redis`` keep the real one."""
+    if request.node.get_closest_marker("redis") is None:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     from django.core.cache import cache
 
     cache.clear()
