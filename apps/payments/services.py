@@ -102,9 +102,7 @@ def order_create(
             "Orders for orderStr mini programs are not available yet; use a paymentUrl mini program.",
             attr="mini_program",
         )
-    credential = merchant_selectors.wallet_credential_for(
-        merchant=mini_program.merchant, super_app=mini_program.super_app
-    )
+    client = _client_for(mini_program)  # before any write: no credentials, no order
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -139,7 +137,6 @@ def order_create(
         expiry_time=order.expires_at.isoformat(timespec="seconds"),
         merchant_display_name=mini_program.merchant.name,
     )
-    client = merchant_selectors.wallet_client_for(credential=credential)
     try:
         response = client.pay(request, app_id=mini_program.app_id)
     except WalletBusinessFailure as failure:
@@ -216,10 +213,7 @@ def order_refresh(*, order: Order, source: str = "wallet_inquiry") -> Order:
     )
     if payment is None or order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
         return order
-    credential = merchant_selectors.wallet_credential_for(
-        merchant=order.merchant, super_app=order.mini_program.super_app
-    )
-    client = merchant_selectors.wallet_client_for(credential=credential)
+    client = _client_for(order.mini_program)
     try:
         inquiry = client.inquire_payment(payment_request_id=payment.payment_request_id)
     except WalletBusinessFailure as failure:
@@ -325,7 +319,7 @@ def refund_request(*, order: Order, amount: int | None = None, reason: str = "")
             currency=locked.currency,
             reason=reason,
         )
-    client = _client_for(locked)
+    client = _client_for(locked.mini_program)
     try:
         response = client.refund(
             messages.RefundRequest(
@@ -383,7 +377,7 @@ def order_cancel(*, order: Order) -> Order:
     payment = order.payments.exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED]).first()
     if payment is not None and payment.status != PaymentStatus.INITIATED:
         try:
-            _client_for(order).cancel(payment_request_id=payment.payment_request_id)
+            _client_for(order.mini_program).cancel(payment_request_id=payment.payment_request_id)
         except WalletBusinessFailure as failure:
             if failure.result_code != "ORDER_NOT_EXIST":
                 refreshed = order_refresh(order=order)
@@ -410,7 +404,9 @@ def order_cancel(*, order: Order) -> Order:
         return _transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source="api")
 
 
-def _client_for(order: Order):
-    super_app = order.mini_program.super_app
-    credential = merchant_selectors.wallet_credential_for(merchant=order.merchant, super_app=super_app)
+def _client_for(mini_program: MiniProgram):
+    """The wallet client signing as the mini program's merchant (or its ISV) at its super app."""
+    credential = merchant_selectors.wallet_credential_for(
+        merchant=mini_program.merchant, super_app=mini_program.super_app
+    )
     return merchant_selectors.wallet_client_for(credential=credential)
