@@ -35,6 +35,7 @@ class PrincipalKind(enum.StrEnum):
     MERCHANT_STAFF = "merchant_staff"
     ISV_KEY = "isv_key"
     MERCHANT_KEY = "merchant_key"
+    MINI_PROGRAM_USER = "mini_program_user"  # one wallet user in one mini program, through a user session
     SYSTEM = "system"  # the platform acting within one tenant, e.g. on a super app's notification
     ANONYMOUS = "anonymous"
 
@@ -64,6 +65,9 @@ class Principal:
     role: Role | None = None
     user_id: int | None = None
     api_key_id: int | None = None
+    mini_program_id: int | None = None
+    wallet_user_id: int | None = None
+    session_id: int | None = None
 
     @classmethod
     def anonymous(cls) -> Principal:
@@ -77,6 +81,20 @@ class Principal:
     def system(cls, *, isv_id: int, merchant_id: int | None = None) -> Principal:
         """The platform's own work for one tenant: sees exactly what that tenant sees."""
         return cls(kind=PrincipalKind.SYSTEM, isv_id=isv_id, merchant_id=merchant_id)
+
+    @classmethod
+    def mini_program_user(
+        cls, *, isv_id: int, merchant_id: int, mini_program_id: int, wallet_user_id: int, session_id: int
+    ) -> Principal:
+        """A wallet user in one mini program: sees the merchant's catalogue and only their own orders."""
+        return cls(
+            kind=PrincipalKind.MINI_PROGRAM_USER,
+            isv_id=isv_id,
+            merchant_id=merchant_id,
+            mini_program_id=mini_program_id,
+            wallet_user_id=wallet_user_id,
+            session_id=session_id,
+        )
 
     @property
     def is_authenticated(self) -> bool:
@@ -99,6 +117,10 @@ class Principal:
         return self.kind in (PrincipalKind.ISV_STAFF, PrincipalKind.MERCHANT_STAFF)
 
     @property
+    def is_user_session(self) -> bool:
+        return self.kind is PrincipalKind.MINI_PROGRAM_USER
+
+    @property
     def acts_for_merchant(self) -> bool:
         return self.merchant_id is not None
 
@@ -113,16 +135,28 @@ class Principal:
             return "operator"
         return f"isv:{self.isv_id}:merchant:{self.merchant_id or '-'}"
 
+    def identity_key(self) -> str:
+        """A stable string naming this very party (a key, a user, a session's wallet user), for what is
+        kept per caller, such as idempotency keys. Two principals share it only if they are the same caller."""
+        return (
+            f"{self.kind}:{self.tenant_key()}:key:{self.api_key_id or '-'}:user:{self.user_id or '-'}"
+            f":wallet-user:{self.wallet_user_id or '-'}"
+        )
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TenantFields:
     """Which columns of a model carry its tenants.
 
     ``isv`` is always set; ``merchant`` is ``None`` for rows no merchant may see (an ISV itself).
+    A mini program user session sees a row only through ``wallet_user`` (the column naming the user it
+    belongs to) or, for a merchant's public catalogue, ``readable_by_users``; everything else is hidden.
     """
 
     isv: str
     merchant: str | None
+    wallet_user: str | None = None
+    readable_by_users: bool = False
 
 
 _bypass_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenancy_bypass", default=None)
@@ -174,6 +208,10 @@ class TenantScopedQuerySet(models.QuerySet):
             if fields.merchant is None:
                 return self.none()
             scoped = scoped.filter(**{fields.merchant: principal.merchant_id})
+        if principal.is_user_session:
+            if fields.wallet_user is not None:
+                return scoped.filter(**{fields.wallet_user: principal.wallet_user_id})
+            return scoped if fields.readable_by_users else self.none()
         return scoped
 
     def _check_scope(self) -> None:

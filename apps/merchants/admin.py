@@ -57,7 +57,17 @@ class WalletCredentialAdmin(TenantScopedAdmin):
     search_fields = ("client_id", "public_id")
     list_select_related = ("super_app", "isv", "merchant")
     ordering = ("-created_at",)
-    fields = ("public_id", "super_app", "isv", "merchant", "client_id", "partner_id", "key_version", "public_key_pem")
+    fields = (
+        "public_id",
+        "super_app",
+        "isv",
+        "merchant",
+        "client_id",
+        "partner_id",
+        "classic_app_id",
+        "key_version",
+        "public_key_pem",
+    )
     readonly_fields = fields
     staff_may = frozenset()
 

@@ -75,6 +75,9 @@ class WalletCredential(EncryptedFields, TenantOwnedModel, TimeStampedModel):
     super_app = models.ForeignKey("superapps.SuperApp", on_delete=models.PROTECT, related_name="credentials")
     client_id = models.CharField(max_length=128)
     partner_id = models.CharField(max_length=64, blank=True, help_text="v1 partnerId, if the wallet assigned one.")
+    classic_app_id = models.CharField(
+        max_length=32, blank=True, help_text="The app_id of the classic gateway (orderStr), if the wallet assigned one."
+    )
     key_version = models.CharField(max_length=8, default="1")
     public_key_pem = models.TextField()
     private_key_ciphertext = models.TextField(editable=False)

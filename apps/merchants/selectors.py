@@ -69,6 +69,8 @@ def wallet_client_for(*, credential: WalletCredential) -> WalletClient:
             key_version=credential.key_version,
             partner_id=credential.partner_id or None,
             site_name=super_app.site_name or None,
+            classic_gateway_url=super_app.classic_gateway_url or None,
+            classic_app_id=credential.classic_app_id or None,
         )
     )
 

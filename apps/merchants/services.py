@@ -53,6 +53,7 @@ def wallet_credential_create(
     super_app: SuperApp,
     client_id: str,
     partner_id: str = "",
+    classic_app_id: str = "",
     key_version: str = "1",
     private_key_pem: str | None = None,
 ) -> WalletCredential:
@@ -82,6 +83,7 @@ def wallet_credential_create(
         super_app=super_app,
         client_id=client_id,
         partner_id=partner_id,
+        classic_app_id=classic_app_id,
         key_version=key_version,
         public_key_pem=public_key_pem,
     )

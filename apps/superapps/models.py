@@ -39,7 +39,16 @@ class SuperApp(TimeStampedModel):
         blank=True,
         help_text="customerBelongsTo / my.getSiteInfo siteName, where the wallet wants it.",
     )
-    classic_gateway_app_id = models.CharField(max_length=40, blank=True)
+    classic_gateway_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="The classic gateway (gateway.do) for orderStr payments, e.g. https://openapi.wallet.example/gateway.do",
+    )
+    payment_limits = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='The largest single payment per currency, in minor units, e.g. {"USD": 1000000}.',
+    )
     notification_tolerance_seconds = models.PositiveIntegerField(
         default=24 * 3600 + 15 * 3600,
         help_text="How old a notification's Request-Time may be (default: 24 h of retries + 15 h last interval).",

@@ -13,6 +13,7 @@ class WalletCredentialOutputSerializer(serializers.Serializer):
     super_app = serializers.CharField(source="super_app.code")
     client_id = serializers.CharField()
     partner_id = serializers.CharField()
+    classic_app_id = serializers.CharField(help_text="The classic gateway's app_id (orderStr), if any.")
     key_version = serializers.CharField()
     public_key_pem = serializers.CharField(help_text="Register this public key with the super app.")
     owner = serializers.SerializerMethodField()
@@ -105,6 +106,12 @@ class WalletCredentialCreateInputSerializer(serializers.Serializer):
     super_app = serializers.CharField(max_length=40)
     client_id = serializers.CharField(max_length=128)
     partner_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    classic_app_id = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{1,32}$",
+        required=False,
+        default="",
+        help_text="The classic gateway's app_id, for orderStr mini programs.",
+    )
     key_version = serializers.RegexField(r"^[0-9]{1,8}$", required=False, default="1")
     private_key_pem = serializers.CharField(
         required=False, write_only=True, max_length=8000, help_text="Omit to have the platform generate the key pair."

@@ -52,6 +52,8 @@ class WalletConfig:
     key_version: str = "1"
     partner_id: str | None = None  # v1 only
     site_name: str | None = None  # customerBelongsTo
+    classic_gateway_url: str | None = None  # gateway.do, for orderStr payments
+    classic_app_id: str | None = None  # this client's app_id at the classic gateway
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
 
