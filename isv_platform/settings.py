@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.merchants",
     "apps.accounts",
     "apps.miniprograms",
+    "apps.usersessions",
     "apps.payments",
     "apps.callbacks",
     "apps.demo",
@@ -135,6 +136,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "merchants-poll-registrations": {"task": "merchants.poll_registrations", "schedule": 30.0},
     "merchants-expire-registrations": {"task": "merchants.expire_registrations", "schedule": 3600.0},
+    "payments-resolve-due": {"task": "payments.resolve_due", "schedule": 5.0, "options": {"expires": 30}},
+    "payments-expire-orders": {"task": "payments.expire_orders", "schedule": 60.0, "options": {"expires": 120}},
+    "usersessions-purge-expired": {"task": "usersessions.purge_expired", "schedule": 3600.0},
+    "core-purge-idempotency-records": {"task": "core.purge_idempotency_records", "schedule": 3600.0},
     "sandbox-deliver-due-notifications": {
         "task": "sandbox.deliver_due_notifications",
         "schedule": env.float("SANDBOX_SWEEP_SECONDS", default=5.0),
@@ -174,7 +179,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=102
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.usersessions.authentication.UserSessionAuthentication",
+        "apps.accounts.authentication.ApiKeyAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.HasPrincipal"],
     "DEFAULT_THROTTLE_CLASSES": ["apps.core.api.throttling.TenantRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
@@ -247,6 +255,8 @@ LOGGING = {
 # --- Platform ---------------------------------------------------------------------------------
 # API keys record their last use at most this often, so authentication does not write on every request.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# How long a mini program user session lasts; the mini program starts a new one with a fresh auth code.
+USER_SESSION_TTL_SECONDS = env.int("USER_SESSION_TTL_SECONDS", default=30 * 60)
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 # Where super apps reach this platform (notification URLs are built on it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")

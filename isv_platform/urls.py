@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.miniprograms.api.urls")),
     path("", include("apps.payments.api.urls")),
+    path("", include("apps.usersessions.api.urls")),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -68,3 +68,10 @@ class RateLimitedError(ApplicationError):
     def __init__(self, code: str, message: str, *, retry_after: int) -> None:
         super().__init__(code, message)
         self.retry_after = retry_after
+
+
+class UpstreamUnavailableError(ApplicationError):
+    """A super app did not give a usable answer (timeout, 5xx, unverifiable): the client may retry."""
+
+    status_code = 503
+    type = "upstream_error"

@@ -1,6 +1,9 @@
 """Writes every app shares."""
 
-from django.db import models
+import datetime
+from collections.abc import Callable
+
+from django.db import models, transaction
 
 
 def model_update(*, instance: models.Model, values: dict) -> models.Model:
@@ -20,3 +23,26 @@ def model_update(*, instance: models.Model, values: dict) -> models.Model:
     update_fields = [*changes, "updated_at"] if hasattr(instance, "updated_at") else list(changes)
     instance.save(update_fields=update_fields)
     return instance
+
+
+def claim_due(
+    queryset: models.QuerySet,
+    *,
+    field: str,
+    now: datetime.datetime,
+    limit: int,
+    next_at: Callable[[models.Model], datetime.datetime],
+) -> list:
+    """Rows of ``queryset`` whose ``field`` time has come, each pushed to ``next_at(row)`` in the same
+    transaction, so overlapping workers never take the same row (rows another worker holds are skipped,
+    not waited for). The caller then handles each row on its own."""
+    with transaction.atomic():
+        due = list(
+            queryset.select_for_update(skip_locked=True, of=("self",))
+            .filter(**{f"{field}__lte": now})
+            .order_by(field)[:limit]
+        )
+        for row in due:
+            setattr(row, field, next_at(row))
+            row.save(update_fields=[field])
+    return due

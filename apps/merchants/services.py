@@ -8,6 +8,7 @@ from django.utils import timezone
 from ulid import ULID
 
 from apps.core.errors import ApplicationError, ConflictError
+from apps.core.services import claim_due
 from apps.superapps.client import keys, messages
 from apps.superapps.client.errors import WalletBusinessFailure, WalletUnknownOutcome
 from apps.superapps.models import SuperApp
@@ -309,22 +310,19 @@ def registration_apply_result(
 
 
 def _claim_due_registrations(*, now: datetime.datetime, limit: int) -> list[Registration]:
-    """Due registrations, each pushed to its next poll time in the same transaction, so two overlapping
-    pollers never ask about the same one (rows another poller holds are skipped, not waited for)."""
-    with transaction.atomic():
-        due = list(
-            Registration.objects.unscoped()  # batch work across tenants: each row is then handled on its own
-            .select_for_update(skip_locked=True, of=("self",))
-            .filter(status__in=[RegistrationStatus.SUBMITTED, RegistrationStatus.UNDER_REVIEW], next_poll_at__lte=now)
-            .select_related("merchant", "super_app")
-            .order_by("next_poll_at")[:limit]
-        )
-        for registration in due:
-            waited = (now - (registration.submitted_at or now)).total_seconds()
-            delay = min(max(waited, _POLL_FIRST_SECONDS), _POLL_MAX_SECONDS)
-            registration.next_poll_at = now + datetime.timedelta(seconds=delay)
-            registration.save(update_fields=["next_poll_at"])
-    return due
+    def next_poll(registration: Registration) -> datetime.datetime:
+        waited = (now - (registration.submitted_at or now)).total_seconds()
+        return now + datetime.timedelta(seconds=min(max(waited, _POLL_FIRST_SECONDS), _POLL_MAX_SECONDS))
+
+    return claim_due(
+        Registration.objects.unscoped()  # batch work across tenants: each row is then handled on its own
+        .filter(status__in=[RegistrationStatus.SUBMITTED, RegistrationStatus.UNDER_REVIEW])
+        .select_related("merchant", "super_app"),
+        field="next_poll_at",
+        now=now,
+        limit=limit,
+        next_at=next_poll,
+    )
 
 
 def registrations_poll(*, now: datetime.datetime | None = None, limit: int = 100) -> int:

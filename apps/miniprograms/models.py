@@ -100,7 +100,8 @@ class MiniProgramFeature(TenantOwnedModel, TimeStampedModel):
 class Product(TenantOwnedModel, TimeStampedModel):
     """A catalogue entry of a merchant: a mini program orders it by SKU, and the price comes from here."""
 
-    tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id")
+    # The catalogue is what a mini program shows its users: their sessions may read it.
+    tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id", readable_by_users=True)
 
     public_id = public_id_field("prod")
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")

@@ -9,7 +9,8 @@ from django.db.models import Prefetch, QuerySet
 
 from apps.core.errors import ApplicationError, NotFoundError
 from apps.core.tenancy import Principal
-from apps.merchants.selectors import ensure_merchant_may_take_payments
+from apps.merchants.selectors import ensure_merchant_may_take_payments, wallet_client_for, wallet_credential_for
+from apps.superapps.client.client import WalletClient
 
 from .models import Feature, MiniProgram, MiniProgramFeature, MiniProgramStatus, Product
 
@@ -69,3 +70,12 @@ def mini_program_gate(*, mini_program: MiniProgram, feature: Feature = Feature.P
             "miniprograms.feature_not_enabled",
             f"The mini program {mini_program.name!r} does not have {Feature(feature).label.lower()} enabled.",
         )
+
+
+def wallet_client_of(mini_program: MiniProgram) -> WalletClient:
+    """The wallet client signing as the mini program's merchant (or its ISV) at its super app.
+
+    Raises ``merchants.no_wallet_credential`` when there is none: callers ask before writing anything.
+    """
+    credential = wallet_credential_for(merchant=mini_program.merchant, super_app=mini_program.super_app)
+    return wallet_client_for(credential=credential)

@@ -1,18 +1,28 @@
 """Reads for orders. Missing and not-yours raise the same ``NotFoundError``."""
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from apps.core.errors import ApplicationError, NotFoundError
 from apps.core.tenancy import Principal
 from apps.miniprograms.models import MiniProgram
 
-from .models import Order, Refund
+from .models import Order, OrderStatus, Payment, PaymentStatus, Refund
 
 
 def order_list(
     *, principal: Principal, status: str | None = None, mini_program: str | None = None, reference: str | None = None
 ) -> QuerySet[Order]:
-    orders = Order.objects.visible_to(principal).select_related("mini_program")
+    orders = (
+        Order.objects.visible_to(principal)
+        .select_related("mini_program")
+        .prefetch_related(
+            Prefetch(
+                "payments",
+                queryset=Payment.objects.visible_to(principal).filter(status=PaymentStatus.PENDING),
+                to_attr="pending_payments",
+            )
+        )
+    )
     if status:
         orders = orders.filter(status=status)
     if mini_program:
@@ -34,14 +44,40 @@ def order_get(*, principal: Principal, order_id: str) -> Order:
     return order
 
 
-def mini_program_for_order(*, principal: Principal, app_id: str) -> MiniProgram:
-    """The principal's mini program with ``app_id`` (a request-body value: unknown is a 400 naming it)."""
+def mini_program_for_order(*, principal: Principal, app_id: str | None) -> MiniProgram:
+    """The mini program an order is for: the one named by ``app_id`` among the principal's, or a user
+    session's own (naming another is refused). Request-body values: unknown is a 400 naming the field."""
+    if principal.is_user_session:
+        mini_program = (
+            MiniProgram.objects.unscoped()
+            .select_related("merchant", "super_app")
+            .get(
+                pk=principal.mini_program_id  # from the session the principal was authenticated by
+            )
+        )
+        if app_id is not None and app_id != mini_program.app_id:
+            raise ApplicationError(
+                "sessions.other_mini_program", "This session belongs to another mini program.", attr="mini_program"
+            )
+        return mini_program
+    if app_id is None:
+        raise ApplicationError("validation.required", "Name the mini program (its appId).", attr="mini_program")
     mini_program = (
         MiniProgram.objects.visible_to(principal).select_related("merchant", "super_app").filter(app_id=app_id).first()
     )
     if mini_program is None:
         raise ApplicationError("validation.does_not_exist", f"No mini program {app_id!r}.", attr="mini_program")
     return mini_program
+
+
+def trade_pay_of(order: Order) -> dict[str, str]:
+    """The object for ``my.tradePay`` while the order awaits the user (``order_list`` prefetches it), else ``{}``."""
+    pending = next(iter(order.pending_payments), None) if order.status == OrderStatus.PENDING else None
+    if pending is None:
+        return {}
+    if pending.order_str:
+        return {"orderStr": pending.order_str}
+    return {"paymentUrl": pending.payment_url} if pending.payment_url else {}
 
 
 def refund_list(*, principal: Principal, order: Order) -> QuerySet[Refund]:

@@ -9,16 +9,18 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from ulid import ULID
 
 from apps.core.errors import ApplicationError, ConflictError
-from apps.core.money import Money
-from apps.merchants import selectors as merchant_selectors
-from apps.miniprograms.models import MiniProgram
-from apps.miniprograms.selectors import mini_program_gate
+from apps.core.money import Money, currency_exponent
+from apps.core.services import claim_due
+from apps.core.tenancy import Principal
+from apps.miniprograms.models import MAX_MINOR_UNITS, MiniProgram
+from apps.miniprograms.selectors import mini_program_gate, product_list, wallet_client_of
 from apps.superapps.client import messages
 from apps.superapps.client.errors import WalletBusinessFailure, WalletUnknownOutcome
 from apps.superapps.models import TradePayMode
@@ -29,15 +31,20 @@ from .models import Order, OrderStatus, Payment, PaymentEvent, PaymentStatus, Re
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXPIRY = datetime.timedelta(minutes=30)
-MAX_EXPIRY = datetime.timedelta(days=1)
+MIN_EXPIRY, MAX_EXPIRY = datetime.timedelta(seconds=60), datetime.timedelta(days=1)
 # An unknown outcome is asked about every 5 s at first (the wallets' advice), backing off to 10 min.
 INQUIRY_FIRST_SECONDS, INQUIRY_MAX_SECONDS = 5, 600
-
-
-@dataclasses.dataclass(frozen=True)
-class CreatedOrder:
-    order: Order
-    trade_pay: dict[str, str]  # exactly what the mini program passes to my.tradePay
+# A payment no notification has settled is asked about after a minute (Antom's advice).
+NOTIFICATION_GRACE = datetime.timedelta(seconds=60)
+# "Never heard of it", from the OpenAPI and from the classic gateway.
+NOT_FOUND_CODES = frozenset({"ORDER_NOT_EXIST", "REFUND_NOT_EXIST", "ACQ.TRADE_NOT_EXIST"})
+# alipay.trade.query's trade_status, read as inquiryPayment's paymentStatus.
+CLASSIC_TRADE_STATUS = {
+    "WAIT_BUYER_PAY": messages.PaymentStatus.PROCESSING,
+    "TRADE_SUCCESS": messages.PaymentStatus.SUCCESS,
+    "TRADE_FINISHED": messages.PaymentStatus.SUCCESS,
+    "TRADE_CLOSED": messages.PaymentStatus.CANCELLED,
+}
 
 
 def _transition(*, model, instance, table: dict, to: str, source: str, reason: str = "", **changes):
@@ -73,36 +80,63 @@ def _transition(*, model, instance, table: dict, to: str, source: str, reason: s
     return locked
 
 
+@dataclasses.dataclass(frozen=True)
+class ItemRequest:
+    sku: str
+    quantity: int
+
+
 def order_create(
     *,
     mini_program: MiniProgram,
-    amount: Money,
     description: str,
+    amount: Money | None = None,
+    items: Sequence[ItemRequest] = (),
+    currency: str | None = None,
     reference: str | None = None,
     metadata: dict | None = None,
     expires_in: datetime.timedelta | None = None,
-) -> CreatedOrder:
+    wallet_user_id: int | None = None,
+) -> Order:
     """Create an order and hand back what ``my.tradePay`` needs.
 
-    Gate first (license verified, mini program live, payment enabled): refused orders write nothing and
-    call no wallet. For a ``payment_url`` mini program the order and its payment attempt — with its
-    ``paymentRequestId`` — are committed before ``payments/pay`` is called. ``A`` leaves the order pending
-    with the cashier URL; ``F`` fails it; an unknown outcome leaves it processing for the inquiry to settle.
-    Raises ``payments.reference_taken``, ``payments.expiry_out_of_range`` and the gate's codes.
+    Priced by ``amount`` (a server's word) or by catalogue ``items`` (the only way for a user session;
+    ``currency``, if given, must be theirs). Every check runs before anything is written or sent: the gate
+    (license verified, mini program not suspended, payment enabled), expiry bounds, the super app's limit,
+    credentials. The order and its payment attempt — with the id the wallet will know it by — are committed
+    before the wallet hears of it. A ``payment_url`` mini program calls ``payments/pay``: ``A`` leaves the
+    order pending with the cashier URL, ``F`` fails it, an unknown outcome leaves it processing for the
+    inquiry to settle. An ``order_str`` mini program gets a signed orderStr and no wallet call.
+    Raises ``payments.reference_taken`` (409), ``payments.expiry_out_of_range``, ``payments.unknown_sku``,
+    ``payments.duplicate_sku``, ``payments.currency_mismatch``, ``payments.amount_above_limit``,
+    ``payments.currency_not_supported`` and the gate's codes.
     """
+    if (amount is None) == (not items):
+        raise ApplicationError("payments.amount_or_items", "Send either amount and currency, or items.", attr="items")
+    if wallet_user_id is not None and amount is not None:
+        raise ApplicationError(
+            "payments.items_required",
+            "With a user session, order catalogue items: the platform prices them.",
+            attr="amount",
+        )
     mini_program_gate(mini_program=mini_program)
     expires_in = expires_in or DEFAULT_EXPIRY
-    if not datetime.timedelta(seconds=60) <= expires_in <= MAX_EXPIRY:
+    if not MIN_EXPIRY <= expires_in <= MAX_EXPIRY:
         raise ApplicationError(
             "payments.expiry_out_of_range", "expires_in must be between 60 and 86400 seconds.", attr="expires_in"
         )
-    if mini_program.trade_pay_mode != TradePayMode.PAYMENT_URL:
+    lines: list[dict] = []
+    if items:
+        amount, lines = _price(mini_program=mini_program, items=items, currency=currency)
+    _check_amount(mini_program=mini_program, amount=amount)
+    client = wallet_client_of(mini_program)  # before any write: no credentials, no order
+    mode = mini_program.trade_pay_mode
+    if mode == TradePayMode.ORDER_STR and not client.config.classic_app_id:
         raise ApplicationError(
-            "payments.mode_not_supported",
-            "Orders for orderStr mini programs are not available yet; use a paymentUrl mini program.",
+            "payments.order_str_not_configured",
+            "The merchant's credentials at this super app have no classic app_id, which an orderStr needs.",
             attr="mini_program",
         )
-    client = _client_for(mini_program)  # before any write: no credentials, no order
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -110,11 +144,13 @@ def order_create(
                 isv_id=mini_program.isv_id,
                 merchant_id=mini_program.merchant_id,
                 mini_program=mini_program,
+                wallet_user_id=wallet_user_id,
                 reference=reference,
                 description=description,
                 amount=amount.value,
                 currency=amount.currency,
                 metadata=metadata or {},
+                items=lines,
                 expires_at=now + expires_in,
             )
             payment = Payment.objects.create(
@@ -122,16 +158,76 @@ def order_create(
                 merchant_id=order.merchant_id,
                 order=order,
                 payment_request_id=f"pr_{str(ULID()).lower()}",
+                trade_pay_mode=mode,
+                # A crash before the wallet's answer is stored still gets the payment asked about.
+                next_inquiry_at=now + NOTIFICATION_GRACE,
             )
     except IntegrityError:
         raise ConflictError(
             "payments.reference_taken", f"An order with reference {reference!r} exists already.", attr="reference"
         ) from None
+    if mode == TradePayMode.ORDER_STR:
+        _hand_out_order_str(client=client, payment=payment, order=order)
+    else:
+        _send_pay(client=client, payment=payment, order=order)
+    return order
 
+
+def _price(*, mini_program: MiniProgram, items: Sequence[ItemRequest], currency: str | None) -> tuple[Money, list]:
+    """The total of catalogue ``items`` at today's prices, and the lines as priced."""
+    skus = [item.sku for item in items]
+    if len(set(skus)) != len(skus):
+        raise ApplicationError("payments.duplicate_sku", "List each SKU once, with its quantity.", attr="items")
+    owner = Principal.system(isv_id=mini_program.isv_id, merchant_id=mini_program.merchant_id)
+    products = {product.sku: product for product in product_list(principal=owner, active=True).filter(sku__in=skus)}
+    missing = [sku for sku in skus if sku not in products]
+    if missing:
+        raise ApplicationError("payments.unknown_sku", f"No product on sale with SKU {missing[0]!r}.", attr="items")
+    currencies = {product.currency for product in products.values()}
+    if len(currencies) > 1 or (currency is not None and currency not in currencies):
+        raise ApplicationError(
+            "payments.currency_mismatch",
+            f"The items are priced in {', '.join(sorted(currencies))}; one order takes one currency.",
+            attr="items",
+        )
+    lines = [
+        {
+            "sku": item.sku,
+            "name": products[item.sku].name,
+            "quantity": item.quantity,
+            "unit_price": products[item.sku].price,
+        }
+        for item in items
+    ]
+    total = sum(line["unit_price"] * line["quantity"] for line in lines)
+    if total > MAX_MINOR_UNITS:
+        raise ApplicationError("payments.amount_above_limit", "The order's total is too large.", attr="items")
+    return Money(total, currencies.pop()), lines
+
+
+def _check_amount(*, mini_program: MiniProgram, amount: Money) -> None:
+    super_app = mini_program.super_app
+    limit = super_app.payment_limits.get(amount.currency)
+    if limit is not None and amount.value > limit:
+        raise ApplicationError(
+            "payments.amount_above_limit",
+            f"{super_app.name} takes at most {limit} {amount.currency} (minor units) in one payment.",
+            attr="amount",
+        )
+    if mini_program.trade_pay_mode == TradePayMode.ORDER_STR and currency_exponent(amount.currency) != 2:
+        raise ApplicationError(
+            "payments.currency_not_supported",
+            f"orderStr payments are in currencies with two decimals; {amount.currency} has not.",
+            attr="currency",
+        )
+
+
+def _send_pay(*, client, payment: Payment, order: Order) -> None:
+    mini_program = order.mini_program
     request = messages.PayRequest(
         payment_request_id=payment.payment_request_id,
-        amount=amount,
-        order_description=description,
+        amount=Money(order.amount, order.currency),
+        order_description=order.description,
         reference_order_id=order.public_id,
         notify_url=mini_program.super_app.payment_notify_url(),
         expiry_time=order.expires_at.isoformat(timespec="seconds"),
@@ -156,9 +252,24 @@ def order_create(
                 wallet_payment_id=response.payment_id,
                 payment_url=response.payment_url or "",
             )
-    order.refresh_from_db()
-    payment.refresh_from_db()
-    return CreatedOrder(order=order, trade_pay={"paymentUrl": payment.payment_url} if payment.payment_url else {})
+
+
+@transaction.atomic
+def _hand_out_order_str(*, client, payment: Payment, order: Order) -> None:
+    order_str = client.trade_pay_order_str(
+        out_trade_no=payment.payment_request_id,
+        amount=Money(order.amount, order.currency),
+        subject=order.description,
+        time_expire=order.expires_at,
+    )
+    _transition(
+        model=Payment,
+        instance=payment,
+        table=transitions.PAYMENT,
+        to=PaymentStatus.PENDING,
+        source="order_str",
+        order_str=order_str,
+    )
 
 
 @transaction.atomic
@@ -203,37 +314,61 @@ def order_refresh(*, order: Order, source: str = "wallet_inquiry") -> Order:
     """Ask the super app about the order's open payment attempt and apply the answer.
 
     ``SUCCESS`` → paid (after checking amount and currency); ``FAIL`` → failed; ``CANCELLED`` → closed;
-    ``PROCESSING`` or an unknown answer changes nothing but the next inquiry time. Final orders are left
-    as they are.
+    still processing or an inconclusive answer changes nothing but the next inquiry time.
+    A payment the wallet never heard of fails only if it was never sent (an orderStr not yet opened is
+    simply still pending). Final orders are left as they are.
     """
-    payment = (
+    payment = _open_payment(order)
+    if payment is None or order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
+        return order
+    client = wallet_client_of(order.mini_program)
+    try:
+        inquiry = _inquire(client, payment)
+    except WalletBusinessFailure as failure:
+        if failure.result_code in NOT_FOUND_CODES and payment.status == PaymentStatus.INITIATED:
+            _payment_failed(payment=payment, code=failure.result_code, reason="never reached the wallet", source=source)
+        else:
+            _schedule_next_inquiry(payment)
+    except WalletUnknownOutcome as unknown:
+        logger.info("inquiry of %s inconclusive: %s", payment.payment_request_id, unknown.reason)
+        _schedule_next_inquiry(payment)
+    else:
+        _apply_payment_state(payment=payment, inquiry=inquiry, source=source)
+    return Order.objects.unscoped().get(pk=order.pk)
+
+
+def _open_payment(order: Order) -> Payment | None:
+    return (
         order.payments.exclude(status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELLED])
         .order_by("-created_at")
         .first()
     )
-    if payment is None or order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
-        return order
-    client = _client_for(order.mini_program)
-    try:
-        inquiry = client.inquire_payment(payment_request_id=payment.payment_request_id)
-    except WalletBusinessFailure as failure:
-        if failure.result_code == "ORDER_NOT_EXIST" and payment.status == PaymentStatus.INITIATED:
-            _payment_failed(payment=payment, code=failure.result_code, reason="never reached the wallet", source=source)
-        return Order.objects.unscoped().get(pk=order.pk)
-    except WalletUnknownOutcome as unknown:
-        logger.info("inquiry of %s inconclusive: %s", payment.payment_request_id, unknown.reason)
-        _schedule_next_inquiry(payment)
-        return Order.objects.unscoped().get(pk=order.pk)
-    _apply_payment_state(payment=payment, inquiry=inquiry, source=source)
-    return Order.objects.unscoped().get(pk=order.pk)
+
+
+def _inquire(client, payment: Payment) -> messages.PaymentInquiry:
+    """``inquiryPayment``, or for an orderStr payment ``alipay.trade.query`` read the same way."""
+    if payment.trade_pay_mode != TradePayMode.ORDER_STR:
+        return client.inquire_payment(payment_request_id=payment.payment_request_id)
+    trade = client.trade_query(out_trade_no=payment.payment_request_id)
+    return messages.PaymentInquiry(
+        payment_id=trade.trade_no,
+        payment_request_id=payment.payment_request_id,
+        status=CLASSIC_TRADE_STATUS[trade.status],
+        amount=trade.amount,
+        payment_time=None,
+        fail_reason=None,
+    )
 
 
 def _schedule_next_inquiry(payment: Payment) -> None:
-    waited = (timezone.now() - payment.created_at).total_seconds()
-    delay = min(max(waited, INQUIRY_FIRST_SECONDS), INQUIRY_MAX_SECONDS)
-    Payment.objects.unscoped().filter(pk=payment.pk).update(
-        next_inquiry_at=timezone.now() + datetime.timedelta(seconds=delay)
-    )
+    Payment.objects.unscoped().filter(pk=payment.pk).update(next_inquiry_at=_next_inquiry(payment.created_at))
+
+
+def _next_inquiry(since: datetime.datetime) -> datetime.datetime:
+    """Back off with the age of what is being asked about: every 5 s at first, at most every 10 min."""
+    now = timezone.now()
+    waited = (now - since).total_seconds()
+    return now + datetime.timedelta(seconds=min(max(waited, INQUIRY_FIRST_SECONDS), INQUIRY_MAX_SECONDS))
 
 
 @transaction.atomic
@@ -274,8 +409,40 @@ def _apply_payment_state(*, payment: Payment, inquiry: messages.PaymentInquiry, 
             next_inquiry_at=None,
         )
         _transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
-    else:
+    else:  # still awaiting the user; a payment whose answer was lost stays processing, with no cashier to offer
         _schedule_next_inquiry(payment)
+
+
+CLIENT_RESULT_MEANINGS = {
+    "9000": "paid",
+    "8000": "processing",
+    "4000": "failed",
+    "6001": "cancelled by the user",
+    "6002": "network error",
+    "6004": "result unknown",
+}
+# What the client says is a hint: these make the platform ask the wallet; nothing is decided on it.
+CLIENT_RESULTS_THAT_INQUIRE = frozenset({"9000", "8000", "6004", "6002"})
+
+
+def order_client_result(*, order: Order, result_code: str) -> Order:
+    """Record what ``my.tradePay`` returned in the mini program, and ask the wallet when it suggests news.
+
+    Never changes a status by itself: a ``9000`` from a tampered client must not mark anything paid.
+    """
+    PaymentEvent.objects.create(
+        isv_id=order.isv_id,
+        merchant_id=order.merchant_id,
+        order=order,
+        subject="order",
+        from_status=order.status,
+        to_status=order.status,
+        source="client_result",
+        reason=f"my.tradePay resultCode {result_code} ({CLIENT_RESULT_MEANINGS[result_code]})",
+    )
+    if result_code in CLIENT_RESULTS_THAT_INQUIRE:
+        return order_refresh(order=order, source="client_result_inquiry")
+    return order
 
 
 # --- refunds and cancels -------------------------------------------------------------------------
@@ -285,8 +452,8 @@ def refund_request(*, order: Order, amount: int | None = None, reason: str = "")
     """Refund part or all of a paid order (``amount`` defaults to what is left).
 
     The sum of refunds that succeeded or are processing never exceeds the paid amount: checked under the
-    order's row lock, so concurrent requests cannot both pass. The ``refundRequestId`` is committed before
-    the wallet call. ``S`` → succeeded; ``F`` → failed; unknown → processing, for the inquiry to settle.
+    order's row lock, so concurrent requests cannot both pass. The refund's request id is committed before
+    the wallet call. Success → succeeded; a refusal → failed; unknown → processing, for the inquiry to settle.
     Raises ``payments.order_not_refundable``, ``payments.refund_exceeds_paid``.
     """
     with transaction.atomic():
@@ -308,52 +475,119 @@ def refund_request(*, order: Order, amount: int | None = None, reason: str = "")
                 f"At most {remaining} {locked.currency} (minor units) is left to refund.",
                 attr="amount",
             )
-        payment = locked.payments.get(status=PaymentStatus.SUCCEEDED)
         refund = Refund.objects.create(
             isv_id=locked.isv_id,
             merchant_id=locked.merchant_id,
             order=locked,
-            payment=payment,
+            payment=locked.payments.get(status=PaymentStatus.SUCCEEDED),
             refund_request_id=f"rr_{str(ULID()).lower()}",
             amount=amount,
             currency=locked.currency,
             reason=reason,
+            next_inquiry_at=timezone.now() + NOTIFICATION_GRACE,
         )
-    client = _client_for(locked.mini_program)
+    return _send_refund(refund)
+
+
+def _send_refund(refund: Refund) -> Refund:
+    """Send (or send again: the request id makes it idempotent) a refund to the wallet and apply the answer."""
+    payment, client = refund.payment, wallet_client_of(refund.order.mini_program)
+    amount = Money(refund.amount, refund.currency)
     try:
-        response = client.refund(
-            messages.RefundRequest(
+        if payment.trade_pay_mode == TradePayMode.ORDER_STR:
+            answer = client.trade_refund(
+                out_trade_no=payment.payment_request_id,
+                out_request_no=refund.refund_request_id,
+                amount=amount,
+                reason=refund.reason or None,
+            )
+            wallet_refund_id = answer.trade_no
+        else:
+            request = messages.RefundRequest(
                 refund_request_id=refund.refund_request_id,
                 payment_id=payment.wallet_payment_id,
-                amount=Money(amount, locked.currency),
-                reason=reason or None,
+                amount=amount,
+                reason=refund.reason or None,
             )
-        )
+            wallet_refund_id = client.refund(request).refund_id
     except WalletBusinessFailure as failure:
-        return _transition(
-            model=Refund,
-            instance=refund,
-            table=transitions.REFUND,
-            to=RefundStatus.FAILED,
-            source="wallet_response",
-            reason=f"{failure.result_code}: {failure.result_message}",
-            failure_code=failure.result_code[:64],
-        )
+        return _refund_failed(refund=refund, code=failure.result_code, reason=failure.result_message)
     except WalletUnknownOutcome as unknown:
         logger.warning("refund %s: outcome unknown (%s)", refund.refund_request_id, unknown.reason)
+        return _schedule_refund_inquiry(refund)
+    return _refund_succeeded(refund=refund, wallet_refund_id=wallet_refund_id, source="wallet_response")
+
+
+def refund_refresh(*, refund: Refund) -> Refund:
+    """Ask the wallet about a refund still processing; one it never received is sent again."""
+    if refund.status != RefundStatus.PROCESSING:
         return refund
-    return _refund_succeeded(refund=refund, wallet_refund_id=response.refund_id, source="wallet_response")
+    payment, client = refund.payment, wallet_client_of(refund.order.mini_program)
+    try:
+        if payment.trade_pay_mode == TradePayMode.ORDER_STR:
+            found = client.trade_refund_query(
+                out_trade_no=payment.payment_request_id, out_request_no=refund.refund_request_id
+            )
+            inquiry = (
+                None
+                if found is None
+                else messages.RefundInquiry(
+                    refund_id=found.trade_no,
+                    refund_request_id=refund.refund_request_id,
+                    status=messages.RefundStatus.SUCCESS,
+                    amount=found.amount,
+                    refund_time=None,
+                )
+            )
+        else:
+            inquiry = client.inquire_refund(refund_request_id=refund.refund_request_id)
+    except WalletBusinessFailure as failure:
+        inquiry = None
+        if failure.result_code not in NOT_FOUND_CODES:
+            return _schedule_refund_inquiry(refund)
+    except WalletUnknownOutcome:
+        return _schedule_refund_inquiry(refund)
+    if inquiry is None:
+        return _send_refund(refund)
+    if inquiry.status is messages.RefundStatus.SUCCESS:
+        return _refund_succeeded(refund=refund, wallet_refund_id=inquiry.refund_id or "", source="wallet_inquiry")
+    if inquiry.status is messages.RefundStatus.FAIL:
+        return _refund_failed(refund=refund, code="FAIL", reason="the wallet reports the refund failed")
+    return _schedule_refund_inquiry(refund)
+
+
+def _schedule_refund_inquiry(refund: Refund) -> Refund:
+    Refund.objects.unscoped().filter(pk=refund.pk).update(next_inquiry_at=_next_inquiry(refund.created_at))
+    return Refund.objects.unscoped().get(pk=refund.pk)
+
+
+@transaction.atomic
+def _refund_failed(*, refund: Refund, code: str, reason: str) -> Refund:
+    return _transition(
+        model=Refund,
+        instance=refund,
+        table=transitions.REFUND,
+        to=RefundStatus.FAILED,
+        source="wallet_response",
+        reason=f"{code}: {reason}",
+        failure_code=code[:64],
+        next_inquiry_at=None,
+    )
 
 
 @transaction.atomic
 def _refund_succeeded(*, refund: Refund, wallet_refund_id: str, source: str) -> Refund:
+    locked = Refund.objects.unscoped().select_for_update().get(pk=refund.pk)
+    if locked.status == RefundStatus.SUCCEEDED:
+        return locked  # counted once, however many answers say so
     refund = _transition(
         model=Refund,
-        instance=refund,
+        instance=locked,
         table=transitions.REFUND,
         to=RefundStatus.SUCCEEDED,
         source=source,
         wallet_refund_id=wallet_refund_id,
+        next_inquiry_at=None,
     )
     order = Order.objects.unscoped().select_for_update().get(pk=refund.order_id)
     refunded = order.refunded_amount + refund.amount
@@ -364,11 +598,12 @@ def _refund_succeeded(*, refund: Refund, wallet_refund_id: str, source: str) -> 
     return refund
 
 
-def order_cancel(*, order: Order) -> Order:
+def order_cancel(*, order: Order, source: str = "api") -> Order:
     """Close an unpaid order, cancelling its payment at the wallet when one exists there.
 
     A paid order is refused (``payments.order_already_paid``: refund it instead); a closed one is returned
     as it is. If the wallet says the payment succeeded meanwhile, the order becomes paid, not closed.
+    Raises ``payments.cancel_refused`` and ``payments.cancel_outcome_unknown`` (retry).
     """
     if order.status == OrderStatus.CLOSED:
         return order
@@ -376,10 +611,14 @@ def order_cancel(*, order: Order) -> Order:
         raise ConflictError("payments.order_already_paid", f"The order is {order.status}; refund it instead.")
     payment = order.payments.exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED]).first()
     if payment is not None and payment.status != PaymentStatus.INITIATED:
+        client = wallet_client_of(order.mini_program)
         try:
-            _client_for(order.mini_program).cancel(payment_request_id=payment.payment_request_id)
+            if payment.trade_pay_mode == TradePayMode.ORDER_STR:
+                client.trade_close(out_trade_no=payment.payment_request_id)
+            else:
+                client.cancel(payment_request_id=payment.payment_request_id)
         except WalletBusinessFailure as failure:
-            if failure.result_code != "ORDER_NOT_EXIST":
+            if failure.result_code not in NOT_FOUND_CODES:
                 refreshed = order_refresh(order=order)
                 if refreshed.status == OrderStatus.PAID:
                     raise ConflictError("payments.order_already_paid", "The order was paid meanwhile.") from None
@@ -398,15 +637,67 @@ def order_cancel(*, order: Order) -> Order:
                 instance=payment,
                 table=transitions.PAYMENT,
                 to=PaymentStatus.CANCELLED,
-                source="api",
+                source=source,
                 next_inquiry_at=None,
             )
-        return _transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source="api")
+        return _transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
 
 
-def _client_for(mini_program: MiniProgram):
-    """The wallet client signing as the mini program's merchant (or its ISV) at its super app."""
-    credential = merchant_selectors.wallet_credential_for(
-        merchant=mini_program.merchant, super_app=mini_program.super_app
+# --- periodic resolution ---------------------------------------------------------------------------
+
+
+def payments_resolve_due(*, limit: int = 100) -> int:
+    """Ask the wallets about payments and refunds whose next inquiry is due: outcomes left unknown, payments
+    no notification has settled yet, and refunds still processing. One row's trouble never stops the others.
+    Returns how many were asked about."""
+    now = timezone.now()
+    payments = claim_due(
+        Payment.objects.unscoped()  # batch work across tenants: each row is then handled on its own
+        .filter(status__in=[PaymentStatus.INITIATED, PaymentStatus.PENDING, PaymentStatus.UNKNOWN])
+        .select_related("order__mini_program__merchant", "order__mini_program__super_app"),
+        field="next_inquiry_at",
+        now=now,
+        limit=limit,
+        next_at=lambda payment: _next_inquiry(payment.created_at),
     )
-    return merchant_selectors.wallet_client_for(credential=credential)
+    refunds = claim_due(
+        Refund.objects.unscoped()
+        .filter(status=RefundStatus.PROCESSING)
+        .select_related("payment", "order__mini_program__merchant", "order__mini_program__super_app"),
+        field="next_inquiry_at",
+        now=now,
+        limit=limit,
+        next_at=lambda refund: _next_inquiry(refund.created_at),
+    )
+    for payment in payments:
+        _resolve_quietly(order_refresh, order=payment.order, source="wallet_inquiry")
+    for refund in refunds:
+        _resolve_quietly(refund_refresh, refund=refund)
+    return len(payments) + len(refunds)
+
+
+def orders_expire(*, limit: int = 100) -> int:
+    """Close orders whose time ran out: asked about first (a late payment makes them paid), then cancelled at
+    the wallet. An order whose cancel the wallet does not confirm stays open for the next run."""
+    expired = list(
+        Order.objects.unscoped()  # batch work across tenants
+        .filter(status__in=[OrderStatus.PENDING, OrderStatus.PROCESSING], expires_at__lte=timezone.now())
+        .select_related("mini_program__merchant", "mini_program__super_app")
+        .order_by("expires_at")[:limit]
+    )
+    for order in expired:
+        _resolve_quietly(_order_expire, order=order)
+    return len(expired)
+
+
+def _order_expire(*, order: Order) -> None:
+    order = order_refresh(order=order, source="expiry")
+    if order.status in (OrderStatus.PENDING, OrderStatus.PROCESSING):
+        order_cancel(order=order, source="expiry")
+
+
+def _resolve_quietly(resolve, **kwargs) -> None:
+    try:
+        resolve(**kwargs)
+    except (ApplicationError, WalletUnknownOutcome) as problem:
+        logger.warning("%s %s: inconclusive (%s)", resolve.__name__, kwargs, problem)

@@ -1,15 +1,43 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.errors import ApplicationError
-from apps.core.money import Money
+from apps.core.money import Money, currency_exponent
+from apps.payments import selectors
+from apps.payments.services import CLIENT_RESULT_MEANINGS
 
 from ..models import OrderStatus
 
 
+class OrderLineSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.IntegerField(help_text="Minor units, as priced when the order was made.")
+
+
+class TradePaySerializer(serializers.Serializer):
+    # Spelled as my.tradePay spells them.
+    paymentUrl = serializers.URLField(required=False)
+    orderStr = serializers.CharField(required=False)
+
+
+class OrderItemInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1, max_value=1000)
+
+
 class OrderCreateInputSerializer(serializers.Serializer):
-    mini_program = serializers.CharField(max_length=64, help_text="The mini program's appId.")
-    amount = serializers.IntegerField(min_value=1, help_text="In the currency's minor unit (1250 = 12.50 USD).")
-    currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217, e.g. USD.")
+    mini_program = serializers.CharField(
+        max_length=64, required=False, help_text="The mini program's appId (a user session's own by default)."
+    )
+    amount = serializers.IntegerField(
+        min_value=1, required=False, help_text="In the currency's minor unit (1250 = 12.50 USD). Or send items."
+    )
+    currency = serializers.CharField(min_length=3, max_length=3, required=False, help_text="ISO 4217, e.g. USD.")
+    items = OrderItemInputSerializer(
+        many=True, required=False, max_length=50, help_text="Catalogue lines, priced by the platform. Or send amount."
+    )
     description = serializers.CharField(max_length=256)
     reference = serializers.CharField(max_length=64, required=False, help_text="Your order number; unique.")
     metadata = serializers.DictField(required=False, help_text="Small JSON object kept with the order.")
@@ -21,14 +49,26 @@ class OrderCreateInputSerializer(serializers.Serializer):
         return value
 
     def validate(self, data):
-        if isinstance(data["amount"], bool):
+        if isinstance(data.get("amount"), bool):
             raise serializers.ValidationError({"amount": "An integer of minor units."})
-        try:
-            data["money"] = Money(data.pop("amount"), data.pop("currency"))
-        except ApplicationError as error:
+        has_amount, has_items = "amount" in data, bool(data.get("items"))
+        if has_amount == has_items:
             raise serializers.ValidationError(
-                {"currency": serializers.ErrorDetail(error.message, "unknown_currency")}
-            ) from None
+                {"items": serializers.ErrorDetail("Send either amount and currency, or items.", "amount_or_items")}
+            )
+        if has_amount and "currency" not in data:
+            raise serializers.ValidationError(
+                {"currency": serializers.ErrorDetail("Required with amount.", "required")}
+            )
+        if "currency" in data:
+            try:
+                currency_exponent(data["currency"])
+            except ApplicationError as error:
+                raise serializers.ValidationError(
+                    {"currency": serializers.ErrorDetail(error.message, "unknown_currency")}
+                ) from None
+        if has_amount:
+            data["money"] = Money(data.pop("amount"), data.pop("currency"))
         return data
 
 
@@ -41,17 +81,24 @@ class OrderOutputSerializer(serializers.Serializer):
     refunded_amount = serializers.IntegerField()
     description = serializers.CharField()
     reference = serializers.CharField(allow_null=True)
+    items = OrderLineSerializer(many=True)
     metadata = serializers.DictField()
+    trade_pay = serializers.SerializerMethodField(
+        help_text="While the order awaits the user: pass this object to my.tradePay as it is. Else {}."
+    )
     expires_at = serializers.DateTimeField()
     paid_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
 
-
-class OrderCreatedSerializer(OrderOutputSerializer):
-    trade_pay = serializers.SerializerMethodField(help_text="Pass this object to my.tradePay as it is.")
-
+    @extend_schema_field(TradePaySerializer)
     def get_trade_pay(self, order) -> dict:
-        return self.context["trade_pay"]
+        return selectors.trade_pay_of(order)
+
+
+class ClientResultInputSerializer(serializers.Serializer):
+    result_code = serializers.ChoiceField(
+        choices=sorted(CLIENT_RESULT_MEANINGS), help_text="What my.tradePay returned in resultCode."
+    )
 
 
 class OrderListFilterSerializer(serializers.Serializer):

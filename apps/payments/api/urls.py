@@ -6,5 +6,6 @@ urlpatterns = [
     path("orders", views.OrderCollectionApi.as_view(), name="orders"),
     path("orders/<public_id:order_id>", views.OrderDetailApi.as_view(), name="order"),
     path("orders/<public_id:order_id>/cancel", views.OrderCancelApi.as_view(), name="order-cancel"),
+    path("orders/<public_id:order_id>/client-result", views.OrderClientResultApi.as_view(), name="order-client-result"),
     path("orders/<public_id:order_id>/refunds", views.OrderRefundCollectionApi.as_view(), name="order-refunds"),
 ]

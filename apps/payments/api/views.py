@@ -1,3 +1,10 @@
+"""Orders, refunds and cancels of the merchant a credential acts for.
+
+API keys (a merchant's, or an ISV's naming the merchant) may do everything. A mini program user session
+creates orders from the catalogue, sees only its user's orders, cancels them unpaid and reports what
+``my.tradePay`` returned; refunds are the merchant's decision and take a key.
+"""
+
 import datetime
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -5,11 +12,12 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from apps.core.api.schema import paginated
-from apps.core.api.views import TenantApiView
+from apps.core.api.views import API_KEY_PRINCIPALS, TenantApiView
+from apps.core.tenancy import PrincipalKind
 from apps.payments import selectors, services
 
 from .serializers import (
-    OrderCreatedSerializer,
+    ClientResultInputSerializer,
     OrderCreateInputSerializer,
     OrderListFilterSerializer,
     OrderOutputSerializer,
@@ -17,9 +25,20 @@ from .serializers import (
     RefundOutputSerializer,
 )
 
+KEYS_AND_SESSIONS = API_KEY_PRINCIPALS | {PrincipalKind.MINI_PROGRAM_USER}
 
-class OrderCollectionApi(TenantApiView):
-    """Orders of the merchant the credential acts for. POST creates one and returns ``trade_pay``."""
+
+class OrderApi(TenantApiView):
+    allowed_principals = KEYS_AND_SESSIONS
+
+    def order_response(self, order_id: str, *, status_code: int = status.HTTP_200_OK) -> Response:
+        order = selectors.order_get(principal=self.principal, order_id=order_id)
+        return Response(OrderOutputSerializer(order).data, status=status_code)
+
+
+class OrderCollectionApi(OrderApi):
+    """Orders of the merchant the credential acts for (a session's: its user's). POST creates one and
+    returns ``trade_pay`` for ``my.tradePay``."""
 
     requires_merchant = True
 
@@ -38,7 +57,7 @@ class OrderCollectionApi(TenantApiView):
     @extend_schema(
         operation_id="orders_create",
         request=OrderCreateInputSerializer,
-        responses={201: OrderCreatedSerializer},
+        responses={201: OrderOutputSerializer},
         tags=["orders"],
     )
     def post(self, request):
@@ -46,19 +65,21 @@ class OrderCollectionApi(TenantApiView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         expires_in = fields.get("expires_in")
-        created = services.order_create(
-            mini_program=selectors.mini_program_for_order(principal=self.principal, app_id=fields["mini_program"]),
-            amount=fields["money"],
+        order = services.order_create(
+            mini_program=selectors.mini_program_for_order(principal=self.principal, app_id=fields.get("mini_program")),
+            amount=fields.get("money"),
+            items=[services.ItemRequest(**item) for item in fields.get("items", [])],
+            currency=fields.get("currency"),
             description=fields["description"],
             reference=fields.get("reference"),
             metadata=fields.get("metadata"),
             expires_in=datetime.timedelta(seconds=expires_in) if expires_in else None,
+            wallet_user_id=self.principal.wallet_user_id,
         )
-        body = OrderCreatedSerializer(created.order, context={"trade_pay": created.trade_pay}).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        return self.order_response(order.public_id, status_code=status.HTTP_201_CREATED)
 
 
-class OrderDetailApi(TenantApiView):
+class OrderDetailApi(OrderApi):
     @extend_schema(
         operation_id="orders_retrieve",
         parameters=[OpenApiParameter("refresh", bool, description="Ask the super app first if not final.")],
@@ -66,23 +87,39 @@ class OrderDetailApi(TenantApiView):
         tags=["orders"],
     )
     def get(self, request, order_id: str):
-        order = selectors.order_get(principal=self.principal, order_id=order_id)
         if request.query_params.get("refresh") == "true":
-            services.order_refresh(order=order)
-            order = selectors.order_get(principal=self.principal, order_id=order_id)
-        return Response(OrderOutputSerializer(order).data)
+            services.order_refresh(order=selectors.order_get(principal=self.principal, order_id=order_id))
+        return self.order_response(order_id)
 
 
-class OrderCancelApi(TenantApiView):
+class OrderCancelApi(OrderApi):
     @extend_schema(operation_id="orders_cancel", request=None, responses=OrderOutputSerializer, tags=["orders"])
     def post(self, request, order_id: str):
-        order = services.order_cancel(order=selectors.order_get(principal=self.principal, order_id=order_id))
-        return Response(
-            OrderOutputSerializer(selectors.order_get(principal=self.principal, order_id=order.public_id)).data
-        )
+        services.order_cancel(order=selectors.order_get(principal=self.principal, order_id=order_id))
+        return self.order_response(order_id)
 
 
-class OrderRefundCollectionApi(TenantApiView):
+class OrderClientResultApi(OrderApi):
+    """What ``my.tradePay`` returned in the mini program: a hint that may make the platform ask the wallet,
+    never a verdict."""
+
+    @extend_schema(
+        operation_id="orders_client_result",
+        request=ClientResultInputSerializer,
+        responses=OrderOutputSerializer,
+        tags=["orders"],
+    )
+    def post(self, request, order_id: str):
+        order = selectors.order_get(principal=self.principal, order_id=order_id)
+        data = ClientResultInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.order_client_result(order=order, result_code=data.validated_data["result_code"])
+        return self.order_response(order_id)
+
+
+class OrderRefundCollectionApi(OrderApi):
+    write_principals = API_KEY_PRINCIPALS
+
     @extend_schema(operation_id="order_refunds_list", responses=RefundOutputSerializer(many=True), tags=["orders"])
     def get(self, request, order_id: str):
         order = selectors.order_get(principal=self.principal, order_id=order_id)

@@ -1,0 +1,34 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from apps.core.api.views import TenantApiView
+from apps.core.tenancy import PrincipalKind
+from apps.usersessions import selectors, services
+
+from .serializers import SessionCreatedSerializer, SessionCreateInputSerializer
+
+
+class SessionCreateApi(TenantApiView):
+    """A mini program's front end trades its user's auth code for a session token (no API key involved)."""
+
+    allowed_principals = frozenset({PrincipalKind.ANONYMOUS})
+
+    @extend_schema(
+        operation_id="sessions_create",
+        request=SessionCreateInputSerializer,
+        responses={201: SessionCreatedSerializer},
+        auth=[],
+        tags=["sessions"],
+    )
+    def post(self, request):
+        data = SessionCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        opened = services.session_start(
+            mini_program=selectors.mini_program_by_app_id(app_id=fields["app_id"], super_app=fields.get("super_app")),
+            auth_code=fields["auth_code"],
+        )
+        return Response(
+            SessionCreatedSerializer(opened).data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
+        )
