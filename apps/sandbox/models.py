@@ -261,6 +261,7 @@ class ClassicOrder(models.Model):
     class Status(models.TextChoices):
         PROCESSING = "PROCESSING"
         SUCCESS = "SUCCESS"
+        CLOSED = "CLOSED"  # closed unpaid (alipay.trade.close), or paid and then refunded in full
 
     wallet_no = models.CharField(max_length=64, unique=True, help_text="trade_no, or auth_no for a freeze.")
     client = models.ForeignKey(SandboxClient, on_delete=models.PROTECT, related_name="classic_orders")
@@ -272,11 +273,13 @@ class ClassicOrder(models.Model):
     currency = models.CharField(max_length=3)
     amount = models.PositiveBigIntegerField()
     notify_url = models.CharField(max_length=1024, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="time_expire, if the orderStr gave one.")
     faults = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING)
     payer = models.ForeignKey(SandboxUser, null=True, blank=True, on_delete=models.PROTECT)
     operation_id = models.CharField(max_length=64, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -286,6 +289,29 @@ class ClassicOrder(models.Model):
 
     def __str__(self) -> str:
         return self.wallet_no
+
+    def is_expired(self, now) -> bool:
+        return self.status == self.Status.PROCESSING and self.expires_at is not None and self.expires_at <= now
+
+
+class ClassicRefund(models.Model):
+    """A refund of an orderStr trade (``alipay.trade.refund``): one per ``out_request_no`` of the trade."""
+
+    order = models.ForeignKey(ClassicOrder, on_delete=models.PROTECT, related_name="refunds")
+    out_request_no = models.CharField(max_length=64)
+    currency = models.CharField(max_length=3)
+    amount = models.PositiveBigIntegerField()
+    refund_total = models.PositiveBigIntegerField(help_text="refund_fee: the trade's refunds up to this one.")
+    reason = models.CharField(max_length=256, blank=True)
+    refunded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "out_request_no"], name="sandbox_unique_classic_refund")
+        ]
+
+    def __str__(self) -> str:
+        return self.out_request_no
 
 
 class Notification(models.Model):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from . import conf
 
 _DIGITS = re.compile(r"[0-9]+")
+CLASSIC_TIME_ZONE = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # Alipay's gateway speaks Beijing time
 
 
 class Dialect(enum.StrEnum):
@@ -57,6 +58,16 @@ def iso(moment: dt.datetime | None) -> str | None:
 
 def now_iso() -> str:
     return iso(timezone.now())
+
+
+def classic_time(moment: dt.datetime) -> str:
+    """The classic gateway's ``yyyy-MM-dd HH:mm:ss``, Beijing time."""
+    return moment.astimezone(CLASSIC_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def classic_amount(minor_units: int) -> str:
+    """Minor units as the classic gateway's major-unit string; its currencies all have two decimals."""
+    return f"{minor_units // 100}.{minor_units % 100:02d}"
 
 
 def dumps(payload: dict) -> str:

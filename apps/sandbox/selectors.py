@@ -49,6 +49,13 @@ def classic_order_get(wallet_no: str) -> ClassicOrder | None:
     return ClassicOrder.objects.select_related("client").filter(wallet_no=wallet_no).first()
 
 
+def classic_trade_find(*, client: SandboxClient, trade_no: str, out_trade_no: str) -> ClassicOrder | None:
+    """An orderStr trade of the client; ``trade_no`` wins when both are given, as at the real gateway."""
+    lookup = {"wallet_no": trade_no} if trade_no else {"out_no": out_trade_no}
+    trades = client.classic_orders.select_related("payer").filter(kind=ClassicOrder.Kind.TRADE)
+    return trades.filter(**lookup).first()
+
+
 def format_amount(currency: str, minor_units: int) -> str:
     """``("KWD", 1500)`` -> ``"KWD 1.500"``: the currency's own exponent, from ISO 4217."""
     exponent = Currency(currency).exponent or 0

@@ -33,6 +33,7 @@ from .models import (
     AuthCode,
     Balance,
     ClassicOrder,
+    ClassicRefund,
     Notification,
     NotificationAttempt,
     Payment,
@@ -42,7 +43,7 @@ from .models import (
     SandboxUser,
     WalletKey,
 )
-from .protocol import Dialect, WalletError, dumps, illegal, iso, money, result
+from .protocol import Dialect, WalletError, classic_amount, classic_time, dumps, illegal, iso, money, result
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ REFRESH_TOKEN_TTL = dt.timedelta(days=30)
 DELIVERY_LEASE = dt.timedelta(seconds=120)
 # out_of_order_notify holds a notification until a later one is sent, but never longer than this.
 OUT_OF_ORDER_MAX_HOLD_SECONDS = 300
-CLASSIC_TIME_ZONE = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # Alipay's gateway speaks Beijing time
 REVIEW_REJECTIONS = {
     "registry": "registration number not found in the business registry",
     "expired": "business license expired",
@@ -555,8 +555,10 @@ class ClassicRequest:
     out_no: str
     out_request_no: str
     title: str
-    amount: int  # fen
+    currency: str
+    amount: int  # minor units
     notify_url: str
+    expires_at: dt.datetime | None
 
 
 def classic_order_open(*, client: SandboxClient, request: ClassicRequest, fingerprint: str) -> ClassicOrder:
@@ -572,9 +574,10 @@ def classic_order_open(*, client: SandboxClient, request: ClassicRequest, finger
                     out_request_no=request.out_request_no,
                     request_fingerprint=fingerprint,
                     title=request.title,
-                    currency="CNY",
+                    currency=request.currency,
                     amount=request.amount,
                     notify_url=request.notify_url,
+                    expires_at=request.expires_at,
                     faults=client.faults,
                 )
         except IntegrityError:
@@ -586,11 +589,14 @@ def classic_order_open(*, client: SandboxClient, request: ClassicRequest, finger
 
 def classic_order_confirm(*, wallet_no: str, login: str) -> ClassicOrder:
     """Pay (trade) or freeze (pre-authorisation: the money leaves the user's balance but reaches no one
-    until captured, which the sandbox does not simulate), then queue the classic async notification."""
+    until captured, which the sandbox does not simulate), then queue the classic async notification. A closed
+    or expired order is ``ORDER_STATUS_INVALID``."""
     with transaction.atomic():
         order = ClassicOrder.objects.select_for_update(of=("self",)).select_related("client").get(wallet_no=wallet_no)
-        if order.status != ClassicOrder.Status.PROCESSING:
+        if order.status == ClassicOrder.Status.SUCCESS:
             raise WalletError("ORDER_STATUS_INVALID", "this order was already confirmed")
+        if order.status == ClassicOrder.Status.CLOSED or order.is_expired(timezone.now()):
+            raise WalletError("ORDER_STATUS_INVALID", "this order is closed")
         user = _user(login)
         is_trade = order.kind == ClassicOrder.Kind.TRADE
         _move(
@@ -615,16 +621,18 @@ def classic_order_confirm(*, wallet_no: str, login: str) -> ClassicOrder:
 
 
 def _classic_notification(order: ClassicOrder) -> dict:
-    amount = f"{order.amount // 100}.{order.amount % 100:02d}"
-    at = order.paid_at.astimezone(CLASSIC_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S")
+    amount = classic_amount(order.amount)
+    at = classic_time(order.paid_at)
     params = {
         "app_id": order.client.classic_app_id,
         "charset": "utf-8",
         "version": "1.0",
         "sign_type": "RSA2",
         "notify_id": secrets.token_hex(16),
-        "notify_time": timezone.now().astimezone(CLASSIC_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S"),
+        "notify_time": classic_time(timezone.now()),
     }
+    if order.currency != "CNY":
+        params["trans_currency"] = order.currency
     if order.kind == ClassicOrder.Kind.TRADE:
         params |= {
             "notify_type": "trade_status_sync",
@@ -655,6 +663,69 @@ def _classic_notification(order: ClassicOrder) -> dict:
     sign = signing.classic_sign(wallet_private_key(), params)
     params["sign"] = signing.corrupt_base64(sign) if order.faults.get("bad_signature") else sign
     return params
+
+
+def classic_trade_close(*, order: ClassicOrder) -> ClassicOrder:
+    """``alipay.trade.close``: an unpaid trade (expired or not) can no longer be paid. Closing it again is
+    success; a paid trade is ``ACQ.TRADE_STATUS_ERROR``."""
+    with transaction.atomic():
+        order = ClassicOrder.objects.select_for_update().get(pk=order.pk)
+        if order.status == ClassicOrder.Status.CLOSED and order.paid_at is None:
+            return order
+        if order.status != ClassicOrder.Status.PROCESSING:
+            raise WalletError("ACQ.TRADE_STATUS_ERROR", "a paid trade cannot be closed; refund it")
+        order.status, order.closed_at = ClassicOrder.Status.CLOSED, timezone.now()
+        order.save(update_fields=["status", "closed_at"])
+    return order
+
+
+def classic_refund_create(
+    *, order: ClassicOrder, out_request_no: str, amount: int, reason: str
+) -> tuple[ClassicRefund, bool]:
+    """``alipay.trade.refund``: money back from the merchant to the payer, in the trade's currency; ``True``
+    when this call moved it. The same ``out_request_no`` again returns the first refund (``False``), with
+    another amount ``ACQ.DISCORDANT_REPEAT_REQUEST``. Only a paid trade is refunded
+    (``ACQ.TRADE_STATUS_ERROR``), never above what is left (``ACQ.REFUND_AMT_NOT_EQUAL_TOTAL``); the refund
+    that returns the last of it closes the trade."""
+    try:
+        with transaction.atomic():
+            locked = ClassicOrder.objects.select_for_update(of=("self",)).select_related("client", "payer")
+            order = locked.get(pk=order.pk)
+            existing = order.refunds.filter(out_request_no=out_request_no).first()
+            if existing is not None:
+                return _classic_refund_repeat(existing, amount), False
+            if order.kind != ClassicOrder.Kind.TRADE or order.status != ClassicOrder.Status.SUCCESS:
+                raise WalletError("ACQ.TRADE_STATUS_ERROR", "only a paid trade can be refunded")
+            refund_total = (order.refunds.aggregate(total=Sum("amount"))["total"] or 0) + amount
+            if refund_total > order.amount:
+                raise WalletError("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "refunds would exceed the paid amount")
+            _move(
+                amount=amount,
+                source=_balance(client=order.client, currency=order.currency),
+                target=_balance(user=order.payer, currency=order.currency),
+                shortfall_code="ACQ.SELLER_BALANCE_NOT_ENOUGH",
+            )
+            refund = ClassicRefund.objects.create(
+                order=order,
+                out_request_no=out_request_no,
+                currency=order.currency,
+                amount=amount,
+                refund_total=refund_total,
+                reason=reason,
+            )
+            if refund_total == order.amount:
+                order.status, order.closed_at = ClassicOrder.Status.CLOSED, refund.refunded_at
+                order.save(update_fields=["status", "closed_at"])
+    except IntegrityError:  # the same out_request_no, concurrently: answer as the winner did
+        existing = ClassicRefund.objects.get(order=order, out_request_no=out_request_no)
+        return _classic_refund_repeat(existing, amount), False
+    return refund, True
+
+
+def _classic_refund_repeat(refund: ClassicRefund, amount: int) -> ClassicRefund:
+    if refund.amount != amount:
+        raise WalletError("ACQ.DISCORDANT_REPEAT_REQUEST", "this out_request_no was used with another amount")
+    return refund
 
 
 # --- Notification outbox -------------------------------------------------------------------------

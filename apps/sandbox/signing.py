@@ -97,7 +97,11 @@ def classic_verify(public_key: rsa.RSAPublicKey, params: dict[str, str]) -> bool
 
 def classic_sign(private_key: rsa.RSAPrivateKey, params: dict[str, str]) -> str:
     """An async notification is signed over every parameter but ``sign`` and ``sign_type``."""
-    text = classic_sign_text(params, exclude=("sign", "sign_type"))
+    return rsa2_sign(private_key, classic_sign_text(params, exclude=("sign", "sign_type")))
+
+
+def rsa2_sign(private_key: rsa.RSAPrivateKey, text: str) -> str:
+    """RSA2 (SHA256withRSA) over the UTF-8 text, base64: a notification's pairs or a gateway answer's JSON."""
     return base64.b64encode(private_key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
 
 

@@ -38,4 +38,5 @@ urlpatterns = [
     path("cashier/<slug:payment_id>", views.cashier, name="cashier"),
     path("tradepay", views.tradepay, name="tradepay"),
     path("tradepay/<slug:wallet_no>", views.tradepay_order, name="tradepay-order"),
+    path("gateway.do", views.classic_gateway, name="gateway"),
 ]

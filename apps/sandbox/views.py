@@ -1,5 +1,6 @@
-"""HTTP faces of the sandbox wallet: the signed OpenAPI gateway, the cashier pages, the auth-code stand-in,
-settlement files and the public key. Views translate HTTP to handlers and services, nothing more.
+"""HTTP faces of the sandbox wallet: the signed OpenAPI gateway, the classic gateway (``gateway.do``), the
+cashier pages, the auth-code stand-in, settlement files and the public key. Views translate HTTP to handlers
+and services, nothing more.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import classic, conf, faults, selectors, services, signing
+from . import classic, conf, faults, gateway, selectors, services, signing
 from .api import ApiCall
 from .models import ClassicOrder, Payment, SandboxClient
 from .protocol import Dialect, WalletError, contains_nul, dumps, illegal, now_iso, result
@@ -162,6 +163,52 @@ def _absolute_url(request: HttpRequest, name: str, *args) -> str:
     path = reverse(name, args=args)
     base = conf.get("BASE_URL")
     return base.rstrip("/") + path if base else request.build_absolute_uri(path)
+
+
+# --- Classic gateway (gateway.do) ----------------------------------------------------------------
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def classic_gateway(request: HttpRequest) -> HttpResponse:
+    """``gateway.do``: parameters in the form body or the query string (python-alipay-sdk sends a GET), the
+    caller authenticated by its RSA2 signature, then the faults in force, the handler, and a signed answer."""
+    params = {**request.GET.dict(), **request.POST.dict()}
+    method = params.get("method", "")
+    handler = gateway.HANDLERS.get(method)
+    key = f"{method.replace('.', '_')}_response" if handler else "error_response"
+    try:
+        client = classic.authenticate(params)
+        if handler is None:
+            raise WalletError("isv.invalid-method", f"method must be one of {', '.join(gateway.HANDLERS)}")
+        fault_settings = faults.merged(client.faults, faults.parse_header(request.headers.get(faults.HEADER, "")))
+    except WalletError as error:
+        return _classic_signed(key, gateway.failure(error))
+    except faults.FaultError as error:
+        return _classic_signed(key, gateway.failure(WalletError(classic.INVALID, f"{faults.HEADER}: {error}")))
+    reply = functools.partial(_classic_signed, key, corrupt=bool(fault_settings.get("bad_signature")))
+    if fault_settings.get("http_500"):
+        return reply(gateway.SYSTEM_ERROR, status=500)
+    try:
+        payload = gateway.success(handler(client, classic.biz_content(params)))
+    except WalletError as error:
+        payload = gateway.failure(error)
+    if fault_settings.get("drop_response"):
+        return HttpResponse(status=502)
+    response = reply(gateway.SYSTEM_ERROR if fault_settings.get("result_u") else payload)
+    if fault_settings.get("latency"):  # the wallet has acted; only its answer is slow, as if in transit
+        time.sleep(fault_settings["latency"] / 1000)
+    return response
+
+
+def _classic_signed(key: str, payload: dict, *, status: int = 200, corrupt: bool = False) -> HttpResponse:
+    """``{"<key>": {…}, "sign": "…"}``, signed (RSA2, wallet key) over the exact text of the ``<key>`` value."""
+    content = dumps(payload)
+    sign = signing.rsa2_sign(services.wallet_private_key(), content)
+    if corrupt:
+        sign = signing.corrupt_base64(sign)
+    body = f'{{{json.dumps(key)}:{content},"sign":{json.dumps(sign)}}}'
+    return HttpResponse(body.encode(), content_type="application/json; charset=utf-8", status=status)
 
 
 # --- Public key, auth codes, settlement files ----------------------------------------------------
@@ -313,7 +360,12 @@ def _is_freeze(order: ClassicOrder) -> bool:
 
 def _classic_page(request: HttpRequest, order: ClassicOrder, error: WalletError | None = None) -> HttpResponse:
     freeze = _is_freeze(order)
-    done = "Funds are authorised (frozen)." if freeze else "This order has been paid."
+    if order.status == ClassicOrder.Status.SUCCESS:
+        state = "Funds are authorised (frozen)." if freeze else "This order has been paid."
+    elif order.status == ClassicOrder.Status.CLOSED or order.is_expired(timezone.now()):
+        state = "This order is closed."
+    else:
+        state = ""
     return render(
         request,
         "sandbox/cashier.html",
@@ -326,7 +378,7 @@ def _classic_page(request: HttpRequest, order: ClassicOrder, error: WalletError 
             "amount": selectors.format_amount(order.currency, order.amount),
             "description": order.title,
             "reference": order.wallet_no,
-            "state": done if order.status == ClassicOrder.Status.SUCCESS else "",
+            "state": state,
             "error": error,
             "users": selectors.cashier_users(currency=order.currency, amount=order.amount),
             "confirm_label": "Authorise" if freeze else "Pay",

@@ -60,6 +60,36 @@ def verifies(public_pem: str, method: str, path: str, client_id: str, timestamp:
     return True
 
 
+def classic_params(private_key, method: str, biz, **overrides) -> dict:
+    """Classic gateway parameters (§8) signed like python-alipay-sdk: RSA2 over the sorted ``k=v`` pairs with
+    raw values, empty ones dropped, ``sign_type`` included; ``biz`` is a dict (dumped compactly) or text."""
+    params = {
+        "app_id": CLASSIC_APP_ID,
+        "method": method,
+        "format": "JSON",
+        "charset": "utf-8",
+        "sign_type": "RSA2",
+        "timestamp": "2026-03-02 10:00:00",
+        "version": "1.0",
+        "biz_content": biz if isinstance(biz, str) else json.dumps(biz, separators=(",", ":"), ensure_ascii=False),
+        **overrides,
+    }
+    params = {key: value for key, value in params.items() if value}
+    text = "&".join(f"{key}={value}" for key, value in sorted(params.items()))
+    raw = private_key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return {**params, "sign": base64.b64encode(raw).decode()}
+
+
+def rsa2_verifies(public_pem_text: str, signature: str, text: str) -> bool:
+    """A classic RSA2 signature (base64 SHA256withRSA) of ``text``."""
+    public_key = serialization.load_pem_public_key(public_pem_text.encode())
+    try:
+        public_key.verify(base64.b64decode(signature), text.encode(), padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 

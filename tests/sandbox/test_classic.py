@@ -1,16 +1,21 @@
 """Classic orderStr (§8): tradepay verifies the RSA2 orderStr, shows the cashier or the pre-authorisation
 page, and sends the form-encoded async notification, signed without sign and sign_type."""
 
-import base64
 import json
 import urllib.parse
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from apps.sandbox.models import Balance, ClassicOrder, Notification
-from tests.sandbox.conftest import ALICE_START, CLASSIC_APP_ID, CSRF_FIELD, join_notifiers
+from tests.sandbox.conftest import (
+    ALICE_START,
+    CLASSIC_APP_ID,
+    CSRF_FIELD,
+    classic_params,
+    join_notifiers,
+    rsa2_verifies,
+)
 
 TRADE = "alipay.trade.app.pay"
 FREEZE = "alipay.fund.auth.order.app.freeze"
@@ -19,23 +24,10 @@ FREEZE = "alipay.fund.auth.order.app.freeze"
 def order_str(private_key, method=TRADE, biz=None, notify_url="", **overrides) -> str:
     """Built like python-alipay-sdk's ``client_api``: sorted pairs, values URL-encoded, ``sign`` appended."""
     biz = biz or {"out_trade_no": "T1", "total_amount": "0.02", "subject": "Iced latte"}
-    params = {
-        "app_id": CLASSIC_APP_ID,
-        "method": method,
-        "format": "JSON",
-        "charset": "utf-8",
-        "sign_type": "RSA2",
-        "timestamp": "2026-03-02 10:00:00",
-        "version": "1.0",
-        "notify_url": notify_url,
-        "biz_content": json.dumps(biz, separators=(",", ":")),
-        **overrides,
-    }
-    params = {key: value for key, value in params.items() if value}
-    text = "&".join(f"{key}={value}" for key, value in sorted(params.items()))
-    signature = base64.b64encode(private_key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+    params = classic_params(private_key, method, biz, notify_url=notify_url, **overrides)
+    sign = params.pop("sign")
     encoded = "&".join(f"{key}={urllib.parse.quote_plus(value)}" for key, value in sorted(params.items()))
-    return f"{encoded}&sign={urllib.parse.quote_plus(signature)}"
+    return f"{encoded}&sign={urllib.parse.quote_plus(sign)}"
 
 
 def open_tradepay(caller, value: str):
@@ -54,16 +46,8 @@ def press(caller, page, action="pay", user="alice"):
 
 
 def classic_verifies(public_pem_text, params) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-
     text = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("sign", "sign_type"))
-    key = serialization.load_pem_public_key(public_pem_text.encode())
-    try:
-        key.verify(base64.b64decode(params["sign"]), text.encode(), padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
-        return False
-    return True
+    return rsa2_verifies(public_pem_text, params["sign"], text)
 
 
 def test_trade_shows_the_cashier_pays_and_notifies(caller, merchant_key, receiver, wallet_public_pem):
