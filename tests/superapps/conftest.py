@@ -22,6 +22,7 @@ class Wallet:
     base_url: str
 
     def register(self, credential, *, faults: dict | None = None) -> None:
+        classic = ["--classic-app-id", credential.classic_app_id] if credential.classic_app_id else []
         with tempfile.NamedTemporaryFile("w", suffix=".pem") as public_key:
             public_key.write(credential.public_key_pem)
             public_key.flush()
@@ -35,6 +36,7 @@ class Wallet:
                 "Test Merchant",
                 "--partner-id",
                 credential.partner_id,
+                *classic,
                 "--faults",
                 json.dumps(faults or {}),
                 stdout=io.StringIO(),
@@ -49,6 +51,7 @@ def make_wallet(live_server, settings, *, code: str, version: str) -> Wallet:
         code=code,
         name=f"Sandbox {version}",
         gateway_base_url=f"{live_server.url}/sandbox",
+        classic_gateway_url=f"{live_server.url}/sandbox/gateway.do",
         api_version=version,
         wallet_public_key_pem=key.getvalue().strip(),
     )
@@ -62,9 +65,10 @@ def wallet(request, live_server, settings, transactional_db) -> Wallet:
 
 @pytest.fixture
 def client_for(wallet, world):
-    """A wallet client of merchant A1 at the wallet, with the given sandbox faults switched on."""
+    """A wallet client of merchant A1 at the wallet, with the given sandbox faults switched on (and a classic
+    gateway app id, if given, the first time)."""
 
-    def build(*, faults: dict | None = None, read_timeout: float = 10.0) -> WalletClient:
+    def build(*, faults: dict | None = None, read_timeout: float = 10.0, classic_app_id: str = "") -> WalletClient:
         merchant = world.a.merchants[0].merchant
         credential = merchant.wallet_credentials.filter(super_app=wallet.super_app).first() or wallet_credential_create(
             isv=merchant.isv,
@@ -72,6 +76,7 @@ def client_for(wallet, world):
             super_app=wallet.super_app,
             client_id=f"a1-{wallet.super_app.code}",
             partner_id="P000000000000001",
+            classic_app_id=classic_app_id,
         )
         wallet.register(credential, faults=faults)
         client = wallet_client_for(credential=credential)

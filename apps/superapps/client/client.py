@@ -8,6 +8,7 @@ answer's signature verified over the raw bytes received, then mapped: ``S``/``A`
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import logging
 import threading
@@ -17,12 +18,17 @@ from typing import TypeVar
 
 import httpx
 
-from . import keys, signing
+from apps.core.money import Money
+
+from . import keys, signing, transport
+from .classic import ClassicGateway, classic_amount
 from .errors import ResponseSignatureError, WalletBusinessFailure, WalletUnknownOutcome
 from .messages import (
     AccessToken,
     ApiVersion,
     CancelResponse,
+    ClassicRefund,
+    ClassicTrade,
     MessageError,
     PaymentInquiry,
     PayRequest,
@@ -150,6 +156,52 @@ class WalletClient:
         body = {"registrationRequestId": registration_request_id}
         return self._call("merchants/inquiryRegistrationStatus", body, RegistrationResult.parse, version=ApiVersion.V1)
 
+    # -- classic gateway (orderStr payments, §8) -------------------------------------------------
+
+    def trade_pay_order_str(
+        self, *, out_trade_no: str, amount: Money, subject: str, notify_url: str, time_expire: dt.datetime
+    ) -> str:
+        """The signed orderStr of ``alipay.trade.app.pay`` for ``my.tradePay({orderStr})``; no HTTP. Amounts
+        are major units, so only two-decimal currencies (else ``ValueError``); ``trans_currency`` unless CNY."""
+        return self._classic().order_str(
+            out_trade_no=out_trade_no, amount=amount, subject=subject, notify_url=notify_url, time_expire=time_expire
+        )
+
+    def trade_query(self, *, out_trade_no: str) -> ClassicTrade:
+        """``alipay.trade.query``. An orderStr the user never opened is ``ACQ.TRADE_NOT_EXIST``."""
+        return self._classic().call("alipay.trade.query", {"out_trade_no": out_trade_no}, ClassicTrade.parse)
+
+    def trade_refund(
+        self, *, out_trade_no: str, out_request_no: str, amount: Money, reason: str | None = None
+    ) -> ClassicRefund:
+        """``alipay.trade.refund`` of part or all of a paid trade; ``out_request_no`` makes retries idempotent
+        (a repeat answers ``fund_change=False``)."""
+        biz = {
+            "out_trade_no": out_trade_no,
+            "out_request_no": out_request_no,
+            "refund_amount": classic_amount(amount),
+            "refund_reason": reason,
+            "refund_currency": None if amount.currency == "CNY" else amount.currency,
+        }
+        biz = {key: value for key, value in biz.items() if value}
+        return self._classic().call(
+            "alipay.trade.refund",
+            biz,
+            lambda body: ClassicRefund.parse_refund(body, out_request_no=out_request_no, amount=amount),
+        )
+
+    def trade_refund_query(self, *, out_trade_no: str, out_request_no: str) -> ClassicRefund | None:
+        """``alipay.trade.fastpay.refund.query``; ``None``: the wallet made no such refund."""
+        biz = {"out_trade_no": out_trade_no, "out_request_no": out_request_no}
+        return self._classic().call("alipay.trade.fastpay.refund.query", biz, ClassicRefund.parse_query)
+
+    def trade_close(self, *, out_trade_no: str) -> None:
+        """``alipay.trade.close``: the unpaid trade can no longer be paid (a paid one: ``ACQ.TRADE_STATUS_ERROR``)."""
+        self._classic().call("alipay.trade.close", {"out_trade_no": out_trade_no}, lambda body: None)
+
+    def _classic(self) -> ClassicGateway:
+        return ClassicGateway(self.config, self._http)
+
     # -- transport -------------------------------------------------------------------------------
 
     def path_for(self, operation: str, version: ApiVersion | None = None) -> str:
@@ -182,14 +234,7 @@ class WalletClient:
             ),
         }
         url = urllib.parse.urlsplit(self.config.base_url)._replace(path=path).geturl()
-        try:
-            response = self._http.post(url, content=raw_body, headers=headers)
-        except httpx.TimeoutException as error:
-            raise WalletUnknownOutcome(f"{operation}: timed out ({type(error).__name__})") from None
-        except httpx.TransportError as error:
-            raise WalletUnknownOutcome(f"{operation}: connection failed ({type(error).__name__})") from None
-        if response.status_code != 200:
-            raise WalletUnknownOutcome(f"{operation}: HTTP {response.status_code}")
+        response = transport.post(self._http, operation, url, content=raw_body, headers=headers)
         try:
             answer = json.loads(response.content)
             if not isinstance(answer, dict):

@@ -1,4 +1,5 @@
-"""Typed messages of the super app's OpenAPI, in API version v1 and v2 (protocol sections 3, 4 and 7).
+"""Typed messages of the super app's OpenAPI, in API version v1 and v2 (protocol sections 3, 4 and 7), and the
+answers of its classic gateway (section 8).
 
 Requests know how to render their JSON body for a version; responses and notifications parse defensively
 (``MessageError`` for a body that does not have the documented shape).
@@ -9,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from apps.core.errors import ApplicationError
 from apps.core.money import Money
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 class MessageError(ValueError):
@@ -42,10 +45,7 @@ class Result:
         raw = body.get(key)
         if not isinstance(raw, dict):
             raise MessageError(f"missing {key}")
-        try:
-            status = ResultStatus(raw.get("resultStatus"))
-        except ValueError:
-            raise MessageError(f"unknown resultStatus {raw.get('resultStatus')!r}") from None
+        status = _enum(ResultStatus, raw, "resultStatus")
         return cls(status=status, code=str(raw.get("resultCode", "")), message=str(raw.get("resultMessage", "")))
 
 
@@ -56,6 +56,13 @@ def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str | Non
     if not isinstance(value, str) or not value:
         raise MessageError(f"missing {key}")
     return value
+
+
+def _enum(kind: type[E], body: dict[str, Any], key: str) -> E:
+    try:
+        return kind(body.get(key))
+    except ValueError:
+        raise MessageError(f"unknown {key} {body.get(key)!r}") from None
 
 
 def _money(body: dict[str, Any], key: str, *, required: bool = True) -> Money | None:
@@ -161,10 +168,7 @@ class PaymentInquiry:
 
     @classmethod
     def parse(cls, body: dict) -> PaymentInquiry:
-        try:
-            status = PaymentStatus(body.get("paymentStatus"))
-        except ValueError:
-            raise MessageError(f"unknown paymentStatus {body.get('paymentStatus')!r}") from None
+        status = _enum(PaymentStatus, body, "paymentStatus")
         return cls(
             payment_id=_text(body, "paymentId", required=False),
             payment_request_id=_text(body, "paymentRequestId", required=False),
@@ -237,10 +241,7 @@ class RefundInquiry:
 
     @classmethod
     def parse(cls, body: dict) -> RefundInquiry:
-        try:
-            status = RefundStatus(body.get("refundStatus"))
-        except ValueError:
-            raise MessageError(f"unknown refundStatus {body.get('refundStatus')!r}") from None
+        status = _enum(RefundStatus, body, "refundStatus")
         return cls(
             refund_id=_text(body, "refundId", required=False),
             refund_request_id=_text(body, "refundRequestId", required=False),
@@ -333,15 +334,104 @@ class RegistrationResult:
         result = body.get("registrationResult")
         if not isinstance(result, dict):
             raise MessageError("missing registrationResult")
-        try:
-            status = RegistrationStatus(result.get("registrationStatus"))
-        except ValueError:
-            raise MessageError(f"unknown registrationStatus {result.get('registrationStatus')!r}") from None
+        status = _enum(RegistrationStatus, result, "registrationStatus")
         return cls(
             reference_merchant_id=_text(body, "referenceMerchantId", required=False),
             registration_request_id=_text(body, "registrationRequestId", required=False),
             status=status,
             reject_reason=_text(result, "rejectReason", required=False),
+        )
+
+
+# --- classic gateway (gateway.do, §8): trade query, refund, refund query --------------------------
+
+
+def _major_money(body: dict[str, Any], key: str, currency: str) -> Money:
+    value = _text(body, key)
+    try:
+        return Money.from_major(value, currency)
+    except ApplicationError as error:
+        raise MessageError(f"{key}: {error.message}") from None
+
+
+def _classic_currency(body: dict[str, Any], key: str) -> str:
+    """Answers name a currency other than CNY, the gateway's own."""
+    return _text(body, key, required=False) or "CNY"
+
+
+class ClassicTradeStatus(enum.StrEnum):
+    WAIT_BUYER_PAY = "WAIT_BUYER_PAY"
+    TRADE_SUCCESS = "TRADE_SUCCESS"
+    TRADE_CLOSED = "TRADE_CLOSED"  # closed unpaid, or refunded in full
+    TRADE_FINISHED = "TRADE_FINISHED"  # paid, and no longer refundable
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicTrade:
+    """``alipay.trade.query``."""
+
+    trade_no: str
+    out_trade_no: str
+    status: ClassicTradeStatus
+    amount: Money
+    buyer_id: str | None
+    paid_at: str | None  # send_pay_date, Beijing time
+
+    @classmethod
+    def parse(cls, body: dict) -> ClassicTrade:
+        status = _enum(ClassicTradeStatus, body, "trade_status")
+        return cls(
+            trade_no=_text(body, "trade_no"),
+            out_trade_no=_text(body, "out_trade_no"),
+            status=status,
+            amount=_major_money(body, "total_amount", _classic_currency(body, "trans_currency")),
+            buyer_id=_text(body, "buyer_user_id", required=False),
+            paid_at=_text(body, "send_pay_date", required=False),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicRefund:
+    """One refund request (``out_request_no``) of a trade, as ``alipay.trade.refund`` or
+    ``alipay.trade.fastpay.refund.query`` tell it."""
+
+    out_trade_no: str
+    out_request_no: str
+    trade_no: str | None
+    amount: Money  # this request's amount
+    refunded_total: Money | None  # refund_fee: all refunds of the trade so far (refund answers only)
+    fund_change: bool | None  # refund answers: False when the request had been made before
+    refunded_at: str | None  # gmt_refund_pay, Beijing time
+
+    @classmethod
+    def parse_refund(cls, body: dict, *, out_request_no: str, amount: Money) -> ClassicRefund:
+        """A refund answer names neither the request nor its amount, only the running total."""
+        if _text(body, "refund_currency", required=False) not in (None, amount.currency):
+            raise MessageError(f"refund_currency is not {amount.currency}")
+        return cls(
+            out_trade_no=_text(body, "out_trade_no"),
+            out_request_no=out_request_no,
+            trade_no=_text(body, "trade_no", required=False),
+            amount=amount,
+            refunded_total=_major_money(body, "refund_fee", amount.currency),
+            fund_change=body.get("fund_change") == "Y",
+            refunded_at=_text(body, "gmt_refund_pay", required=False),
+        )
+
+    @classmethod
+    def parse_query(cls, body: dict) -> ClassicRefund | None:
+        """``None`` when the wallet knows no such refund: a success without ``refund_amount`` (or with a
+        ``refund_status`` other than ``REFUND_SUCCESS``) means the refund was not made."""
+        if body.get("refund_amount") in (None, "") or body.get("refund_status", "REFUND_SUCCESS") != "REFUND_SUCCESS":
+            return None
+        return cls(
+            out_trade_no=_text(body, "out_trade_no"),
+            out_request_no=_text(body, "out_request_no"),
+            trade_no=_text(body, "trade_no", required=False),
+            amount=_major_money(body, "refund_amount", _classic_currency(body, "refund_currency")),
+            refunded_total=None,
+            fund_change=None,
+            refunded_at=_text(body, "gmt_refund_pay", required=False),
         )
 
 

@@ -35,7 +35,8 @@ def build_order_str(private_key: rsa.RSAPrivateKey, params: dict[str, str]) -> s
     return urllib.parse.urlencode([*pairs, ("sign", signature)])
 
 
-def _verify(public_key: rsa.RSAPublicKey, text: bytes, signature: str) -> bool:
+def verify_rsa2(public_key: rsa.RSAPublicKey, text: bytes, signature: str) -> bool:
+    """A base64 SHA256withRSA signature of ``text``: what orderStrs, notifications and gateway answers carry."""
     try:
         public_key.verify(base64.b64decode(signature, validate=True), text, padding.PKCS1v15(), hashes.SHA256())
     except (InvalidSignature, binascii.Error, ValueError):
@@ -48,7 +49,7 @@ def verify_order_str(public_key: rsa.RSAPublicKey, order_str: str) -> bool:
     signature = params.pop("sign", "")
     if params.get("sign_type") != SIGN_TYPE:
         return False
-    return _verify(public_key, _signed_text(params, exclude=()), signature)
+    return verify_rsa2(public_key, _signed_text(params, exclude=()), signature)
 
 
 def verify_notification(public_key: rsa.RSAPublicKey, params: dict[str, str]) -> bool:
@@ -56,4 +57,4 @@ def verify_notification(public_key: rsa.RSAPublicKey, params: dict[str, str]) ->
     if params.get("sign_type", SIGN_TYPE) != SIGN_TYPE:
         return False
     text = _signed_text(params, exclude=("sign", "sign_type"), keep_empty=True)
-    return _verify(public_key, text, params.get("sign", ""))
+    return verify_rsa2(public_key, text, params.get("sign", ""))
