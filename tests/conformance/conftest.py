@@ -7,14 +7,17 @@ Without that venv the tests are skipped, and fail instead when ``REQUIRE_SERVICE
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from django.core.management import call_command
 
 from apps.superapps.client.keys import generate_key_pair, load_private_key
 
@@ -30,6 +33,11 @@ PEER_ENV = {
 }
 
 Peer = Callable[[str, dict], dict]
+
+# The merchant as registered with the sandbox wallet (OpenAPI client id and classic gateway app_id). The client
+# id must not start with SANDBOX_: the AMS SDK would rewrite the path to /ams/sandbox/api/...
+SANDBOX_CLIENT_ID = "2022070614185300099001"
+SANDBOX_CLASSIC_APP_ID = "2021004100000009"
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +106,25 @@ def wallet_keys() -> KeyPair:
 @pytest.fixture(scope="session")
 def other_keys() -> KeyPair:
     return KeyPair()
+
+
+@pytest.fixture
+def sandbox_public_pem(merchant_keys, tmp_path) -> str:
+    """Register the merchant's public key with the sandbox wallet; the wallet's public key (PEM)."""
+    key_file = tmp_path / "merchant_public.pem"
+    key_file.write_text(merchant_keys.public_pem)
+    call_command(
+        "sandbox_client_register",
+        "--client-id",
+        SANDBOX_CLIENT_ID,
+        "--public-key-file",
+        str(key_file),
+        "--classic-app-id",
+        SANDBOX_CLASSIC_APP_ID,
+        stdout=io.StringIO(),
+    )
+    out = io.StringIO()
+    call_command("sandbox_public_key", stdout=out)
+    pem = re.search(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", out.getvalue(), re.DOTALL)
+    assert pem, out.getvalue()
+    return pem.group(0) + "\n"

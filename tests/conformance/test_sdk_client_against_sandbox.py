@@ -17,38 +17,20 @@ Two ways to point the SDK at the sandbox, which is mounted under ``/sandbox``:
 
 from __future__ import annotations
 
-import io
-import re
-
 import pytest
-from django.core.management import call_command
 
+from tests.conformance.conftest import SANDBOX_CLIENT_ID as CLIENT_ID
 from tests.conformance.conftest import pem_body
 
-CLIENT_ID = "2022070614185300099001"
 AMS_PATH = "/ams/api/v1/payments/inquiryPayment"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def wallet_public_key(merchant_keys, tmp_path) -> str:
-    """Register the merchant's public key with the sandbox; the sandbox wallet's public key body."""
-    key_file = tmp_path / "merchant_public.pem"
-    key_file.write_text(merchant_keys.public_pem)
-    call_command(
-        "sandbox_client_register",
-        "--client-id",
-        CLIENT_ID,
-        "--public-key-file",
-        str(key_file),
-        stdout=io.StringIO(),
-    )
-    out = io.StringIO()
-    call_command("sandbox_public_key", stdout=out)
-    pem = re.search(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", out.getvalue(), re.DOTALL)
-    assert pem, out.getvalue()
-    return pem_body(pem.group(0))
+def wallet_public_key(sandbox_public_pem) -> str:
+    """The sandbox wallet's public key body, the merchant registered with it."""
+    return pem_body(sandbox_public_pem)
 
 
 def sdk_call(peer, live_server, api: str, *, merchant_private_key, alipay_public_key, mounted, **fields) -> dict:

@@ -234,6 +234,19 @@ def alipay_verify_notification(request):
     return {"valid": _alipay(request).verify(data, signature)}
 
 
+@command("alipay-gateway-call")
+def alipay_gateway_call(request):
+    """``AliPay.<api>(**kwargs)`` against ``gateway_url``: the SDK's own request (a signed GET), HTTP and check
+    of the answer's signature. Returns the response object the SDK verified, or its error."""
+    alipay = _alipay(request)
+    alipay._gateway = request["gateway_url"]
+    try:
+        response = getattr(alipay, request["api"])(**request["kwargs"])
+    except Exception as error:  # AliPayValidationError (a bad signature) and AliPayException (unsigned)
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"}
+    return {"ok": True, "response": response}
+
+
 def main() -> int:
     if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
         sys.stderr.write(f"usage: peer.py {{{','.join(sorted(COMMANDS))}}} < request.json\n")
