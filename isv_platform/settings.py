@@ -187,6 +187,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["apps.core.api.throttling.TenantRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "tenant": env.str("API_RATE_LIMIT", default="6000/min"),
+        "user_session": env.str("API_USER_SESSION_RATE_LIMIT", default="600/min"),
         "failed_auth": env.str("API_FAILED_AUTH_LIMIT", default="30/min"),
     },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -26,9 +26,10 @@ from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatu
 from apps.merchants.services import business_license_save, registration_transition, wallet_credential_create
 from apps.miniprograms.services import mini_program_create, product_create
 from apps.payments.models import Order, Payment, PaymentEvent
-from apps.superapps.client import keys
+from apps.superapps.client import keys, messages
 from apps.superapps.client.client import close_pools
 from apps.superapps.models import SuperApp, TradePayMode
+from apps.usersessions.services import session_open
 from tests.factories import IsvFactory, MembershipFactory, MerchantFactory, UserFactory, issue_key
 
 STAFF_PASSWORD = "correct horse battery staple"
@@ -100,6 +101,10 @@ class MerchantTenant:
     merchant: Merchant
     key: str
     staff: User
+    # User sessions in the onboarded merchant's mini program: the buyer owns the canary order, the browser
+    # (another wallet user of the same mini program) owns nothing.
+    buyer_session: str | None = None
+    browser_session: str | None = None
 
 
 @dataclasses.dataclass
@@ -161,12 +166,26 @@ def _onboard(merchant: Merchant, super_app: SuperApp, label: str) -> None:
     )
 
 
-def _order(mini_program, label: str) -> None:
+def session_of(mini_program, customer_id: str) -> tuple[str, int]:
+    """A session token for ``customer_id`` in ``mini_program``, as if the wallet had granted it."""
+    grant = messages.AccessToken(
+        access_token=f"token-of-{customer_id}",
+        access_token_expiry_time=None,
+        refresh_token=None,
+        refresh_token_expiry_time=None,
+        customer_id=customer_id,
+    )
+    opened = session_open(mini_program=mini_program, grant=grant)
+    return opened.token, opened.session.wallet_user_id
+
+
+def _order(mini_program, label: str, wallet_user_id: int) -> None:
     """An order with a payment attempt and an event, written directly (no wallet here), as canaries."""
     order = Order.objects.unscoped().create(
         isv_id=mini_program.isv_id,
         merchant_id=mini_program.merchant_id,
         mini_program=mini_program,
+        wallet_user_id=wallet_user_id,
         reference=f"canary-ref-{label}",
         description=f"canary-order-{label}",
         amount=1250,
@@ -218,9 +237,12 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             name=f"canary-product-{label}{index}",
             price=Money(value=1250, currency="USD"),
         )
+        buyer_session = browser_session = None
         if index == 2:  # merchant 1 of each ISV stays un-onboarded, for the tests that onboard it
             _onboard(merchant, super_app, f"{label}{index}")
-            _order(mini_program, f"{label}{index}")
+            buyer_session, buyer_id = session_of(mini_program, f"canary-customer-{label}{index}")
+            browser_session, _ = session_of(mini_program, f"canary-browser-{label}{index}")
+            _order(mini_program, f"{label}{index}", buyer_id)
         merchant_staff = MembershipFactory(
             user=UserFactory(username=f"merchant-{label}{index}-owner"),
             isv=isv,
@@ -232,6 +254,8 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
                 merchant=merchant,
                 key=issue_key(isv=isv, merchant=merchant, name=f"canary-key-{label}{index}"),
                 staff=merchant_staff,
+                buyer_session=buyer_session,
+                browser_session=browser_session,
             )
         )
     return IsvTenant(isv=isv, key=issue_key(isv=isv, name=f"canary-isvkey-{label}"), staff=staff, merchants=merchants)

@@ -15,6 +15,7 @@ import re
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.core.cache import cache
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
@@ -24,6 +25,8 @@ from apps.accounts.services import api_key_authenticate
 from apps.core.admin import scoped_queryset
 from apps.core.tenancy import Principal, TenantOwnedModel
 from apps.merchants.models import Isv
+from apps.miniprograms.models import MiniProgram
+from apps.usersessions.services import session_authenticate
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Snapshot fields that legitimately change while the walk runs (the attacker's own key use).
@@ -99,6 +102,8 @@ def _victims_of(principal: Principal) -> Victims:
         hidden = model.objects.unscoped().exclude(pk__in=list(visible))
         if model is Isv:
             hidden = hidden.exclude(pk=principal.isv_id)  # a merchant's own ISV is its parent, not a victim
+        if model is MiniProgram and principal.is_user_session:
+            hidden = hidden.exclude(pk=principal.mini_program_id)  # a session's own mini program is its context
         hidden = list(hidden)
         rows[model] = hidden
         for row in hidden:
@@ -115,6 +120,7 @@ def _victims_of(principal: Principal) -> Victims:
                     "sku",
                     "reference",
                     "payment_request_id",
+                    "customer_id",
                 )
                 if getattr(row, field, None)
             )
@@ -146,10 +152,18 @@ def _api_attackers(world):
                 )
             )
             attackers.append((f"{tenant.merchant.name} key", {"HTTP_AUTHORIZATION": f"Bearer {tenant.key}"}, None))
+            for role, session in (("buyer", tenant.buyer_session), ("browser", tenant.browser_session)):
+                if session:
+                    attackers.append(
+                        (f"{tenant.merchant.name} {role}", {"HTTP_AUTHORIZATION": f"Bearer {session}"}, None)
+                    )
     resolved = []
     for label, headers, _ in attackers:
         secret = headers["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
-        principal = api_key_authenticate(secret=secret, merchant_public_id=headers.get("HTTP_MERCHANT_ID"))
+        if secret.startswith("ust_"):
+            principal = session_authenticate(token=secret)
+        else:
+            principal = api_key_authenticate(secret=secret, merchant_public_id=headers.get("HTTP_MERCHANT_ID"))
         resolved.append((label, headers, principal))
     return resolved
 
@@ -169,6 +183,7 @@ def test_no_api_route_shows_or_changes_another_tenants_data(world):
         assert victims.public_ids, f"{label} has no victims: the world fixture is too small"
         before = victims.snapshot()
         for route_number, (route, params) in enumerate(routes):
+            cache.clear()  # a fresh rate-limit budget: limits are tested elsewhere, leaks here
             sent_ids = victims.probe_ids if params else [""]
             for sent in sent_ids:
                 path = _fill(route, sent)

@@ -284,8 +284,15 @@ def _payment_failed(*, payment: Payment, code: str, reason: str, source: str) ->
         failure_code=code[:64],
         next_inquiry_at=None,
     )
+    # A payment that fails once its order's time is up failed because it expired: the order is closed.
+    expired = timezone.now() >= payment.order.expires_at
     _transition(
-        model=Order, instance=payment.order, table=transitions.ORDER, to=OrderStatus.FAILED, source=source, reason=code
+        model=Order,
+        instance=payment.order,
+        table=transitions.ORDER,
+        to=OrderStatus.CLOSED if expired else OrderStatus.FAILED,
+        source=source,
+        reason=code,
     )
 
 

@@ -9,15 +9,28 @@ from apps.core.tenancy import Principal
 
 
 class TenantRateThrottle(SimpleRateThrottle):
-    """One budget per tenant (ISV, or ISV and merchant), whatever key or server the requests come from."""
+    """One budget per tenant (ISV, or ISV and merchant), whatever key or server the requests come from.
+
+    A mini program user session has a smaller budget of its own, so no single user can spend the merchant's.
+    """
 
     scope = "tenant"
 
+    def allow_request(self, request, view) -> bool:
+        principal = request.auth
+        self.scope = "user_session" if isinstance(principal, Principal) and principal.is_user_session else "tenant"
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
     def get_cache_key(self, request, view) -> str:
-        if isinstance(request.auth, Principal) and request.auth.is_authenticated:
-            ident = request.auth.tenant_key()
+        principal = request.auth
+        if isinstance(principal, Principal) and principal.is_user_session:
+            ident = f"{principal.tenant_key()}:wallet-user:{principal.wallet_user_id}"
+        elif isinstance(principal, Principal) and principal.is_authenticated:
+            ident = principal.tenant_key()
         else:
-            ident = f"ip:{self.get_ident(request)}"  # the public schema and docs
+            ident = f"ip:{self.get_ident(request)}"  # the public schema and docs, starting sessions
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
