@@ -508,7 +508,7 @@ def _send_refund(refund: Refund) -> Refund:
                 amount=amount,
                 reason=refund.reason or None,
             )
-            wallet_refund_id = answer.trade_no
+            wallet_refund_id = answer.trade_no or ""
         else:
             request = messages.RefundRequest(
                 refund_request_id=refund.refund_request_id,

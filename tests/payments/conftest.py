@@ -19,9 +19,15 @@ def wallet(live_server, settings, transactional_db):
     return wallet
 
 
-def ready_mini_program(merchant, wallet, *, verified: bool = True, app_id: str = "shop-app"):
+def ready_mini_program(
+    merchant, wallet, *, verified: bool = True, app_id: str = "shop-app", trade_pay_mode=TradePayMode.PAYMENT_URL
+):
     credential = wallet_credential_create(
-        isv=merchant.isv, merchant=merchant, super_app=wallet.super_app, client_id=f"client-{app_id}"
+        isv=merchant.isv,
+        merchant=merchant,
+        super_app=wallet.super_app,
+        client_id=f"client-{app_id}",
+        classic_app_id=f"classic-{app_id}",
     )
     wallet.register(credential)
     if verified:
@@ -37,7 +43,7 @@ def ready_mini_program(merchant, wallet, *, verified: bool = True, app_id: str =
         super_app=wallet.super_app,
         app_id=app_id,
         name="Shop",
-        trade_pay_mode=TradePayMode.PAYMENT_URL,
+        trade_pay_mode=trade_pay_mode,
         default_currency="USD",
     ).mini_program
     return mini_program_update(mini_program=mini_program, status=MiniProgramStatus.PUBLISHED), credential
