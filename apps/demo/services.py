@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import io
+import json
 import secrets
 import tempfile
 
@@ -19,11 +20,14 @@ from apps.accounts import services as account_services
 from apps.accounts.models import ApiKey, User
 from apps.core.money import Money
 from apps.core.tenancy import Principal, Role
+from apps.merchants import selectors as merchant_selectors
 from apps.merchants import services as merchant_services
 from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus, WalletCredential
 from apps.miniprograms import services as mini_program_services
 from apps.miniprograms.models import Feature, MiniProgram, MiniProgramFeature, MiniProgramStatus, Product
+from apps.superapps.client import messages
 from apps.superapps.models import SuperApp, TradePayMode
+from apps.usersessions.services import session_open
 
 DEMO_ISV = "Demo ISV"
 DEMO_MERCHANTS = (("Demo Coffee", "coffee-staff"), ("Demo Rentals", "rentals-staff"))
@@ -45,6 +49,7 @@ DEMO_CATALOGUE = {
 DEMO_CURRENCY = "USD"
 SANDBOX_CODE = "sandbox"
 DEMO_KEY_NAME = "demo key"
+DEMO_WALLET_USER = "alice"  # a sandbox test user with a balance in every currency
 
 
 @dataclasses.dataclass
@@ -118,6 +123,7 @@ def _sandbox_super_app() -> SuperApp:
             "api_version": "v2",
             "wallet_public_key_pem": wallet_key.getvalue().strip(),
             "trade_pay_modes": [TradePayMode.PAYMENT_URL, TradePayMode.ORDER_STR],
+            "classic_gateway_url": f"{settings.PUBLIC_BASE_URL}/sandbox/gateway.do",
         },
     )
     return super_app
@@ -132,6 +138,7 @@ def _sandbox_credential(*, merchant: Merchant, super_app: SuperApp) -> WalletCre
             merchant=merchant,
             super_app=super_app,
             client_id=slugify(merchant.name),
+            classic_app_id=f"classic-{slugify(merchant.name)}",
         )
     with tempfile.NamedTemporaryFile("w", suffix=".pem") as public_key:
         public_key.write(credential.public_key_pem)
@@ -144,6 +151,8 @@ def _sandbox_credential(*, merchant: Merchant, super_app: SuperApp) -> WalletCre
             public_key.name,
             "--name",
             merchant.name,
+            "--classic-app-id",
+            credential.classic_app_id,
             stdout=io.StringIO(),
         )
     return credential
@@ -223,8 +232,39 @@ def _mini_program_and_catalogue(*, merchant: Merchant, super_app: SuperApp) -> t
                 merchant=merchant, sku=sku, name=name, price=Money(price, DEMO_CURRENCY)
             )
         catalogue.append({"sku": sku, "price": price, "currency": DEMO_CURRENCY})
-    described = {"app_id": app_id, "mode": mode.value, "features": enabled, "currency": DEMO_CURRENCY}
+    described = {
+        "app_id": app_id,
+        "mode": mode.value,
+        "features": enabled,
+        "currency": DEMO_CURRENCY,
+        "session": _demo_session(mini_program),
+    }
     return [described], catalogue
+
+
+def _demo_session(mini_program: MiniProgram) -> dict:
+    """A session for the demo wallet user, as ``POST /api/v1/sessions`` would open. The grant comes from the
+    sandbox's console (the server may not be running while seeding), then goes through the same service."""
+    credential = merchant_selectors.wallet_credential_for(
+        merchant=mini_program.merchant, super_app=mini_program.super_app
+    )
+    answer = io.StringIO()
+    call_command(
+        "sandbox_grant",
+        "--client-id",
+        credential.client_id,
+        "--app-id",
+        mini_program.app_id,
+        "--user",
+        DEMO_WALLET_USER,
+        stdout=answer,
+    )
+    opened = session_open(mini_program=mini_program, grant=messages.AccessToken.parse(json.loads(answer.getvalue())))
+    return {
+        "token": opened.token,
+        "user_id": opened.session.wallet_user.customer_id,
+        "expires_at": opened.session.expires_at.isoformat(),
+    }
 
 
 def _owner(merchant: Merchant) -> Principal:

@@ -26,7 +26,8 @@ def test_seed_demo_json_has_the_documented_shape(db):
         assert set(merchant) == {"id", "name", "api_key", "staff", "mini_programs", "products", "wallet_credentials"}
         assert set(merchant["staff"]) == {"username", "password"}
         [mini_program] = merchant["mini_programs"]
-        assert set(mini_program) == {"app_id", "mode", "features", "currency"}
+        assert set(mini_program) == {"app_id", "mode", "features", "currency", "session"}
+        assert set(mini_program["session"]) == {"token", "user_id", "expires_at"}
         assert all(set(product) == {"sku", "price", "currency"} for product in merchant["products"])
         [credential] = merchant["wallet_credentials"]
         assert credential["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
@@ -96,3 +97,19 @@ def test_seed_demo_refuses_production_without_force(db, settings):
     settings.PRODUCTION = True
     with pytest.raises(CommandError, match="production"):
         call_command("seed_demo")
+
+
+def test_seed_demo_sessions_order_from_the_catalogue_at_the_sandbox(live_server, settings, transactional_db):
+    settings.PUBLIC_BASE_URL = live_server.url
+    demo = _seed()
+    trade_pay = {}
+    for merchant in demo["merchants"]:
+        [mini_program] = merchant["mini_programs"]
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {mini_program['session']['token']}")
+        body = {"items": [{"sku": merchant["products"][0]["sku"], "quantity": 1}], "description": "Demo"}
+        created = client.post("/api/v1/orders", body, format="json")
+        assert created.status_code == 201, created.json()
+        trade_pay[mini_program["mode"]] = set(created.json()["trade_pay"])
+        assert [order["id"] for order in client.get("/api/v1/orders").json()["results"]] == [created.json()["id"]]
+    assert trade_pay == {"payment_url": {"paymentUrl"}, "order_str": {"orderStr"}}
