@@ -131,6 +131,11 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Work that calls a wallet has a queue of its own, so a slow super app never delays the rest.
+CELERY_TASK_ROUTES = {
+    "merchants.poll_registrations": {"queue": "wallet"},
+    "payments.*": {"queue": "wallet"},
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {

@@ -3,13 +3,13 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="payments.resolve_due", queue="wallet", acks_late=True)
+@shared_task(name="payments.resolve_due", acks_late=True)
 def resolve_due() -> int:
     """Ask the wallets about payments and refunds whose next inquiry is due (idempotent)."""
     return services.payments_resolve_due()
 
 
-@shared_task(name="payments.expire_orders", queue="wallet", acks_late=True)
+@shared_task(name="payments.expire_orders", acks_late=True)
 def expire_orders() -> int:
     """Close orders whose time ran out, after one last inquiry (idempotent)."""
     return services.orders_expire()
