@@ -39,8 +39,11 @@ def mini_program_get(*, principal: Principal, mini_program_id: str) -> MiniProgr
 
 
 def product_list(*, principal: Principal, active: bool | None = None, sku: str | None = None) -> QuerySet[Product]:
-    """The catalogue entries ``principal`` may see, optionally only (in)active ones or one SKU."""
+    """The catalogue entries ``principal`` may see, optionally only (in)active ones or one SKU. A mini
+    program's users see what is on sale only."""
     products = Product.objects.visible_to(principal)
+    if principal.is_user_session:
+        products = products.filter(active=True)
     if active is not None:
         products = products.filter(active=active)
     if sku is not None:

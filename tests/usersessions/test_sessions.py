@@ -162,3 +162,16 @@ def test_a_session_of_one_mini_program_cannot_reach_another_merchants_catalogue(
         "/api/v1/orders", {"items": [{"sku": "cake", "quantity": 1}], "description": "x"}, format="json"
     )
     assert (response.status_code, response.json()["error"]["code"]) == (400, "payments.unknown_sku")
+
+
+def test_a_session_browses_the_catalogue_on_sale_but_cannot_change_it(world, api, wallet, catalogue):
+    product_create(
+        merchant=world.a.merchants[0].merchant, sku="retired", name="Old", price=Money(1, "USD"), active=False
+    )
+    alice = as_session(api, start_session(api, wallet)["token"])
+    listed = alice.get("/api/v1/products").json()["results"]
+    assert sorted(product["sku"] for product in listed) == ["bagel", "canary-sku-a1", "latte"]
+    refused = alice.post(
+        "/api/v1/products", {"sku": "free", "name": "Free", "price": 1, "currency": "USD"}, format="json"
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "auth.principal_not_allowed")

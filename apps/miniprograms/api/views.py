@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from apps.core.api.schema import ErrorEnvelopeSerializer, paginated
-from apps.core.api.views import TenantApiView
+from apps.core.api.views import API_KEY_PRINCIPALS, TenantApiView
 from apps.core.tenancy import PrincipalKind
 from apps.merchants import selectors as merchant_selectors
 from apps.merchants.selectors import merchant_acting
@@ -36,6 +36,8 @@ from .serializers import (
 )
 
 ISV_KEY_WRITES = frozenset({PrincipalKind.ISV_KEY})
+# A mini program's users browse the catalogue with their session.
+CATALOGUE_READERS = API_KEY_PRINCIPALS | {PrincipalKind.MINI_PROGRAM_USER}
 NO_STORE = {"Cache-Control": "no-store"}
 CONFLICT = OpenApiResponse(ErrorEnvelopeSerializer, description="The appId or SKU is taken.")
 
@@ -157,6 +159,7 @@ class MiniProgramWebhookSecretApi(TenantApiView):
 class ProductCollectionApi(TenantApiView):
     """The merchant's catalogue: a mini program orders by SKU, and the price comes from here."""
 
+    allowed_principals = CATALOGUE_READERS
     write_principals = ISV_KEY_WRITES
     requires_merchant = True
 
@@ -184,6 +187,7 @@ class ProductCollectionApi(TenantApiView):
 
 
 class ProductDetailApi(TenantApiView):
+    allowed_principals = CATALOGUE_READERS
     write_principals = ISV_KEY_WRITES
 
     @extend_schema(operation_id="products_retrieve", responses=ProductOutputSerializer, tags=["products"])
