@@ -1,8 +1,12 @@
-"""OpenAPI additions every operation shares: the ``Merchant-Id`` header and the error envelope."""
+"""OpenAPI additions every operation shares: the ``Merchant-Id`` header and the error envelope, and on every
+POST of the tenant API the ``Idempotency-Key`` header."""
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+
+from apps.core.api.views import TenantApiView
+from apps.core.tenancy import PrincipalKind
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -27,14 +31,36 @@ MERCHANT_ID_HEADER = OpenApiParameter(
     description="With an ISV key: the id of the ISV's merchant to act for (`mer_…`). Merchant keys omit it.",
 )
 
+IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
+    name="Idempotency-Key",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "1-255 printable ASCII characters, unique per request (a UUID). Sent again with the same request within "
+        "24 hours, it returns the first response, byte for byte, with `Idempotent-Replayed: true`; with another "
+        "request it is a 422 `idempotency.key_reused`, and while the first is still running a 409 "
+        "`idempotency.request_in_flight`."
+    ),
+)
+_IDEMPOTENCY_ERRORS = {"409": _ERROR, "422": _ERROR}
+
 
 class PlatformAutoSchema(AutoSchema):
+    def _is_idempotent_post(self) -> bool:
+        """A POST of the tenant API that a credential makes (a key without a caller to belong to is ignored)."""
+        if self.method != "POST" or not isinstance(self.view, TenantApiView):
+            return False
+        writers = self.view.write_principals or self.view.allowed_principals
+        return bool(writers - {PrincipalKind.ANONYMOUS})
+
     def get_override_parameters(self):
-        return [*super().get_override_parameters(), MERCHANT_ID_HEADER]
+        parameters = [*super().get_override_parameters(), MERCHANT_ID_HEADER]
+        return [*parameters, IDEMPOTENCY_KEY_HEADER] if self._is_idempotent_post() else parameters
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
-        for code, response in _STANDARD_ERRORS.items():
+        errors = {**_STANDARD_ERRORS, **_IDEMPOTENCY_ERRORS} if self._is_idempotent_post() else _STANDARD_ERRORS
+        for code, response in errors.items():
             if code not in responses:
                 responses[code] = self._get_response_for_code(response, code, direction=direction)
         return responses

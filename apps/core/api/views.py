@@ -3,6 +3,8 @@
 It resolves the principal from the credential (never from the body), refuses principals the endpoint does
 not serve, and hands the view ``self.principal`` for its selectors and services. Subclasses cannot swap
 authentication, permissions or throttling piecemeal: ``__init_subclass__`` rejects the attempt at import.
+A POST with an ``Idempotency-Key`` is claimed once those checks pass and answered from the stored response
+when it was seen before (``apps.core.idempotency``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,17 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from apps.core.errors import ApplicationError, PayloadTooLargeError, PermissionDeniedError
+from apps.core.idempotency import (
+    IDEMPOTENCY_HEADER,
+    IdempotentReplay,
+    idempotency_key_parse,
+    idempotency_record_claim,
+    idempotency_record_complete,
+    idempotency_record_release,
+    idempotency_replay,
+    request_fingerprint,
+)
+from apps.core.models import IdempotencyRecord, IdempotencyState
 from apps.core.tenancy import Principal, PrincipalKind
 
 API_KEY_PRINCIPALS = frozenset({PrincipalKind.ISV_KEY, PrincipalKind.MERCHANT_KEY})
@@ -30,6 +43,8 @@ _PROTECTED = frozenset(
         "get_authenticators",
         "get_permissions",
         "get_throttles",
+        "dispatch",
+        "handle_exception",
     }
 )
 
@@ -45,6 +60,7 @@ class TenantApiView(APIView):
     max_body_bytes: int | None = None
 
     principal: Principal
+    _idempotency_claim: IdempotencyRecord | None = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -58,7 +74,7 @@ class TenantApiView(APIView):
         if content_length.isdigit() and int(content_length) > limit:
             raise PayloadTooLargeError("request.body_too_large", f"The request body exceeds {limit} bytes.")
         super().initial(request, *args, **kwargs)
-        principal: Principal = request.auth
+        principal: Principal = request.auth if isinstance(request.auth, Principal) else Principal.anonymous()
         allowed = self.allowed_principals
         if self.write_principals is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
             allowed = self.write_principals
@@ -74,6 +90,35 @@ class TenantApiView(APIView):
                 attr="Merchant-Id",
             )
         self.principal = principal
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        # Keys are per caller; anonymous requests (those that start a credential) have no caller to scope to.
+        if request.method == "POST" and key is not None and principal.is_authenticated:
+            record = idempotency_record_claim(
+                scope=principal.identity_key(),
+                key=idempotency_key_parse(key),
+                fingerprint=request_fingerprint(request),
+            )
+            if record.state == IdempotencyState.COMPLETED:
+                raise IdempotentReplay(record)
+            self._idempotency_claim = record
+
+    def handle_exception(self, exc):
+        if isinstance(exc, IdempotentReplay):
+            return idempotency_replay(exc.record)  # the view never ran
+        return super().handle_exception(exc)
+
+    def dispatch(self, request, *args, **kwargs):
+        """Run the request; then store its response under its idempotency claim, or release the claim when
+        the request crashed, so that a retry runs again."""
+        try:
+            response = super().dispatch(request, *args, **kwargs)
+        except BaseException:
+            if self._idempotency_claim is not None:
+                idempotency_record_release(record=self._idempotency_claim)
+            raise
+        if self._idempotency_claim is not None:
+            idempotency_record_complete(record=self._idempotency_claim, response=response)
+        return response
 
     def paginated_response(self, queryset: QuerySet, serializer_class: type[serializers.Serializer]) -> Response:
         """One cursor page of ``queryset`` as ``{"next", "previous", "results"}``."""
