@@ -114,11 +114,12 @@ def idempotency_record_complete(*, record: IdempotencyRecord, response: HttpResp
         return
     if isinstance(response, SimpleTemplateResponse):
         response.render()  # DRF renders lazily; what is stored must be the bytes sent
+    record.seal("response_body_ciphertext", response.content)
     IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyState.IN_FLIGHT).update(
         state=IdempotencyState.COMPLETED,
         response_status=response.status_code,
         response_content_type=response["Content-Type"],
-        response_body=response.content,
+        response_body_ciphertext=record.response_body_ciphertext,
     )
 
 
@@ -130,7 +131,9 @@ def idempotency_record_release(*, record: IdempotencyRecord) -> None:
 def idempotency_replay(record: IdempotencyRecord) -> HttpResponse:
     """The stored response, byte for byte, marked as a replay."""
     response = HttpResponse(
-        bytes(record.response_body), status=record.response_status, content_type=record.response_content_type
+        record.unseal("response_body_ciphertext"),
+        status=record.response_status,
+        content_type=record.response_content_type,
     )
     response[REPLAYED_HEADER] = "true"
     response["Cache-Control"] = "no-store"  # it may carry a secret shown once (an API key, a webhook secret)

@@ -86,6 +86,15 @@ def test_a_retried_post_gets_the_first_response_byte_for_byte_and_creates_one_pr
     assert IdempotencyRecord.objects.get().state == IdempotencyState.COMPLETED
 
 
+def test_a_stored_response_carrying_a_secret_is_encrypted_at_rest(isv):
+    first = _post(isv, "/api/v1/api-keys", {"name": "production server"})
+    secret = first.json()["secret"]
+    stored = IdempotencyRecord.objects.values_list("response_body_ciphertext", flat=True).get()
+    assert secret not in stored
+    assert first.json()["id"] not in stored
+    assert _answer(_post(isv, "/api/v1/api-keys", {"name": "production server"})) == _answer(first)
+
+
 @pytest.mark.parametrize(
     ("sku", "status", "code"), [("", 400, "validation.blank"), ("canary-sku-a1", 409, "miniprograms.sku_taken")]
 )
