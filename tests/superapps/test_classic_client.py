@@ -148,6 +148,10 @@ def test_an_order_str_is_built_without_http_and_refuses_other_exponents(wallet, 
         "trans_currency": "USD",
     }
     assert verify_order_str(keys.load_private_key(client.config.private_key_pem).public_key(), order_str)
+    silent = client.trade_pay_order_str(
+        out_trade_no="ord_1", amount=Money(1250, "USD"), subject="Flat white", time_expire=dt.datetime.now(dt.UTC)
+    )
+    assert "notify_url" not in dict(urllib.parse.parse_qsl(silent))
     for currency in ("JPY", "KWD"):
         with pytest.raises(ValueError, match="two-decimal"):
             _order_str(wallet, client, "ord_2", Money(100, currency))

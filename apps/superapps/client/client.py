@@ -159,10 +159,11 @@ class WalletClient:
     # -- classic gateway (orderStr payments, §8) -------------------------------------------------
 
     def trade_pay_order_str(
-        self, *, out_trade_no: str, amount: Money, subject: str, notify_url: str, time_expire: dt.datetime
+        self, *, out_trade_no: str, amount: Money, subject: str, time_expire: dt.datetime, notify_url: str = ""
     ) -> str:
         """The signed orderStr of ``alipay.trade.app.pay`` for ``my.tradePay({orderStr})``; no HTTP. Amounts
-        are major units, so only two-decimal currencies (else ``ValueError``); ``trans_currency`` unless CNY."""
+        are major units, so only two-decimal currencies (else ``ValueError``); ``trans_currency`` unless CNY.
+        Without ``notify_url`` the wallet sends no async notification and only ``trade_query`` tells."""
         return self._classic().order_str(
             out_trade_no=out_trade_no, amount=amount, subject=subject, notify_url=notify_url, time_expire=time_expire
         )
