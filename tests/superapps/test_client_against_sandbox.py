@@ -9,6 +9,7 @@ import pytest
 from ulid import ULID
 
 from apps.core.money import Money
+from apps.superapps.client.client import WalletClient
 from apps.superapps.client.errors import ResponseSignatureError, WalletBusinessFailure, WalletUnknownOutcome
 from apps.superapps.client.messages import PaymentStatus, PayRequest, RefundRequest, RefundStatus, RegistrationStatus
 
@@ -227,3 +228,15 @@ def test_a_forged_notification_is_refused_and_left_for_retry(wallet, client_for)
     notification = _wait_for_delivery(payment_id)
     assert notification.status == "PENDING"
     assert notification.attempts.get().status_code == 401
+
+
+@pytest.mark.parametrize("status", ["F", "U"])
+@pytest.mark.parametrize("code", ["PAYMENT_IN_PROCESS", "REFUND_IN_PROCESS"])
+def test_still_in_process_is_an_unknown_outcome_whatever_status_a_wallet_gives_it(wallet, client_for, status, code):
+    """A real wallet's gateway may answer unsigned with ``F`` beside an in-process code (the sandbox never
+    does): the client must not read that as a refusal."""
+    answer = {"result": {"resultStatus": status, "resultCode": code, "resultMessage": "in process"}}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    client = WalletClient(client_for().config, http=httpx.Client(transport=transport))
+    with pytest.raises(WalletUnknownOutcome):
+        client.pay(_pay_request(wallet), app_id="shop-app")

@@ -44,6 +44,8 @@ from .messages import (
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# Codes that say "not finished yet", whatever result status a wallet puts beside them: never a failure.
+STILL_PROCESSING_CODES = frozenset({"PAYMENT_IN_PROCESS", "REFUND_IN_PROCESS"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,9 +248,9 @@ class WalletClient:
 
         self._verify_response(operation, path, response, result)
         logger.info("wallet %s → %s %s", operation, result.status.value, result.code)
-        if result.status is ResultStatus.FAILED:
+        if result.status is ResultStatus.FAILED and result.code not in STILL_PROCESSING_CODES:
             raise WalletBusinessFailure(result.code, result.message)
-        if result.status is ResultStatus.UNKNOWN:
+        if result.status in (ResultStatus.FAILED, ResultStatus.UNKNOWN):
             raise WalletUnknownOutcome(f"{operation}: {result.code}", result_code=result.code)
         try:
             return parse(answer)
