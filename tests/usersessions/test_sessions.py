@@ -175,3 +175,10 @@ def test_a_session_browses_the_catalogue_on_sale_but_cannot_change_it(world, api
         "/api/v1/products", {"sku": "free", "name": "Free", "price": 1, "currency": "USD"}, format="json"
     )
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "auth.principal_not_allowed")
+
+
+def test_refused_auth_codes_are_rate_limited_per_address(api, wallet, shop):
+    for _ in range(30):  # API_FAILED_AUTH_LIMIT: 30 a minute
+        api.post("/api/v1/sessions", {"app_id": "shop-app", "auth_code": "guess"}, format="json")
+    limited = api.post("/api/v1/sessions", {"app_id": "shop-app", "auth_code": auth_code(wallet)}, format="json")
+    assert (limited.status_code, limited.json()["error"]["code"]) == (429, "auth.too_many_failures")

@@ -2,7 +2,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from apps.core.api.throttling import FailedAuthenticationLimit
 from apps.core.api.views import TenantApiView
+from apps.core.errors import AuthenticationError
 from apps.core.tenancy import PrincipalKind
 from apps.usersessions import selectors, services
 
@@ -25,10 +27,19 @@ class SessionCreateApi(TenantApiView):
         data = SessionCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        opened = services.session_start(
-            mini_program=selectors.mini_program_by_app_id(app_id=fields["app_id"], super_app=fields.get("super_app")),
-            auth_code=fields["auth_code"],
-        )
+        # Each attempt costs a wallet call: refused auth codes count against the address like bad keys do.
+        limit = FailedAuthenticationLimit()
+        limit.check(request)
+        try:
+            opened = services.session_start(
+                mini_program=selectors.mini_program_by_app_id(
+                    app_id=fields["app_id"], super_app=fields.get("super_app")
+                ),
+                auth_code=fields["auth_code"],
+            )
+        except AuthenticationError:
+            limit.record_failure(request)
+            raise
         return Response(
             SessionCreatedSerializer(opened).data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
         )
