@@ -17,6 +17,7 @@ from .protocol import (
     amount,
     datetime_field,
     fingerprint,
+    flag,
     illegal,
     iso,
     money,
@@ -43,7 +44,6 @@ def pay(call: ApiCall) -> dict:
         partner_id = _partner(call, required=True)
         description = string(body, "paymentOrderTitle", max_length=256)
         payee_name, redirect_url = client.name, url(body, "paymentReturnUrl")
-        obj(body, "paymentFactor")
         string(body, "extendInfo", max_length=4096, required=False)
     else:
         partner_id = ""
@@ -69,6 +69,7 @@ def pay(call: ApiCall) -> dict:
         redirect_url=redirect_url,
         expires_at=datetime_field(body, "paymentExpiryTime"),
         partner_id=partner_id,
+        authorization=flag(obj(body, "paymentFactor"), "isAuthorizationPayment", default=False, path="paymentFactor."),
     )
     return services.payment_create(
         client=client,
@@ -81,9 +82,11 @@ def pay(call: ApiCall) -> dict:
 
 
 def inquiry_payment(call: ApiCall) -> dict:
+    """An authorization reads SUCCESS once authorised (``authExpiryTime`` then tells until when it can be
+    captured) and lists its captures in ``transactions``, as Antom's inquiryPayment does."""
     if call.dialect is Dialect.V1:
         _partner(call, required=True)
-    payment = _payment(call)
+    payment = services.payment_expire_if_due(payment=_payment(call))
     now = timezone.now()
     status = Payment.Status.FAIL if payment.is_expired(now) else payment.status
     answer = {
@@ -98,6 +101,20 @@ def inquiry_payment(call: ApiCall) -> dict:
         answer["paymentTime"] = iso(payment.paid_at)
     if status == Payment.Status.FAIL:
         answer["paymentFailReason"] = "PAYMENT_EXPIRED"
+    if payment.authorization and payment.paid_at:
+        answer["authExpiryTime"] = iso(payment.auth_expires_at)
+        answer["transactions"] = [
+            {
+                "transactionResult": result(),
+                "transactionId": capture.capture_id,
+                "transactionRequestId": capture.capture_request_id,
+                "transactionType": "CAPTURE",
+                "transactionStatus": "SUCCESS",
+                "transactionAmount": money(capture.currency, capture.amount),
+                "transactionTime": iso(capture.captured_at),
+            }
+            for capture in payment.captures.order_by("captured_at", "pk")
+        ]
     return answer
 
 
@@ -111,6 +128,30 @@ def cancel(call: ApiCall) -> dict:
         "paymentRequestId": payment.payment_request_id,
         "cancelTime": iso(payment.cancelled_at),
     }
+
+
+def capture(call: ApiCall) -> dict:
+    """``captureAmount`` absent captures all that is left; ``isLastCapture`` (default true) gives the rest of
+    the authorization back to the payer, ``false`` keeps it for further captures."""
+    body = call.body
+    if call.dialect is Dialect.V1:
+        _partner(call, required=True)
+    capture_request_id = string(body, "captureRequestId", max_length=64)
+    currency, value = amount(body, "captureAmount") if body.get("captureAmount") is not None else (None, None)
+    last = flag(body, "isLastCapture", default=True)
+    payment_id = string(body, "paymentId", max_length=64)
+    payment = selectors.payment_find(client=call.client, payment_id=payment_id, payment_request_id="")
+    if payment is None:
+        raise WalletError("AUTH_NOT_FOUND", "no such authorization")
+    return services.payment_capture(
+        client=call.client,
+        payment=payment,
+        capture_request_id=capture_request_id,
+        fingerprint=fingerprint(body),
+        currency=currency,
+        amount=value,
+        last=last,
+    )
 
 
 def refund(call: ApiCall) -> dict:
@@ -229,6 +270,7 @@ HANDLERS: dict[str, Callable[[ApiCall], dict]] = {
     "payments/pay": pay,
     "payments/inquiryPayment": inquiry_payment,
     "payments/cancel": cancel,
+    "payments/capture": capture,
     "payments/refund": refund,
     "payments/inquiryRefund": inquiry_refund,
     "authorizations/applyToken": apply_token,

@@ -12,6 +12,7 @@ import re
 import urllib.parse
 from decimal import Decimal
 
+from django.utils import timezone
 from iso4217 import Currency
 
 from . import conf, selectors, signing
@@ -23,6 +24,8 @@ TRADE = "alipay.trade.app.pay"
 FREEZE = "alipay.fund.auth.order.app.freeze"
 INVALID = "isv.invalid-parameter"
 _AMOUNT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,2})?")
+_TIMEOUT = re.compile(r"([0-9]{1,5})([mhd])")
+_TIMEOUT_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _MAX_AMOUNT = Decimal("100000000.00")
 
 
@@ -57,11 +60,7 @@ def read_order_str(order_str: str) -> tuple[SandboxClient, ClassicRequest, str]:
     client = authenticate(params)
     biz = biz_content(params)
     method = params.get("method", "")
-    common = {
-        "currency": trans_currency(biz),
-        "notify_url": params.get("notify_url", ""),
-        "expires_at": _time_expire(biz),
-    }
+    common = {"currency": trans_currency(biz), "notify_url": params.get("notify_url", "")}
     if method == TRADE:
         request = ClassicRequest(
             kind=ClassicOrder.Kind.TRADE,
@@ -69,6 +68,7 @@ def read_order_str(order_str: str) -> tuple[SandboxClient, ClassicRequest, str]:
             out_request_no="",
             title=text(biz, "subject", max_length=256),
             amount=amount(biz, "total_amount"),
+            expires_at=_time_expire(biz),
             **common,
         )
     elif method == FREEZE:
@@ -80,6 +80,7 @@ def read_order_str(order_str: str) -> tuple[SandboxClient, ClassicRequest, str]:
             out_request_no=text(biz, "out_request_no"),
             title=text(biz, "order_title", max_length=256),
             amount=amount(biz, "amount"),
+            expires_at=timezone.now() + pay_timeout(biz),
             **common,
         )
     else:
@@ -111,6 +112,16 @@ def trans_currency(biz: dict) -> str:
     if not isinstance(currency, str) or currency not in conf.get("CURRENCIES") or Currency(currency).exponent != 2:
         raise WalletError(INVALID, "trans_currency must be a supported currency with two decimals")
     return currency
+
+
+def pay_timeout(biz: dict) -> dt.timedelta:
+    """A freeze's ``pay_timeout``: whole minutes, hours or days (``90m``, ``2d``) from 1m to 15d, default 15m."""
+    value = text(biz, "pay_timeout", max_length=8, required=False) or "15m"
+    match = _TIMEOUT.fullmatch(value)
+    timeout = dt.timedelta(**{_TIMEOUT_UNITS[match[2]]: int(match[1])}) if match else None
+    if timeout is None or not dt.timedelta(minutes=1) <= timeout <= dt.timedelta(days=15):
+        raise WalletError(INVALID, "pay_timeout must be from 1m to 15d (m, h or d, whole numbers)")
+    return timeout
 
 
 def _time_expire(biz: dict) -> dt.datetime | None:

@@ -5,12 +5,17 @@ to share the process.
 """
 
 import dataclasses
+import datetime as dt
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from . import conf
+
+# An authorization payment without a paymentExpiryTime lapses this long after the user authorised it, as
+# Antom unfreezes uncaptured authorizations after seven days.
+AUTHORIZATION_TTL = dt.timedelta(days=7)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,21 +143,46 @@ class Payment(models.Model):
     faults = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING)
     payer = models.ForeignKey(SandboxUser, null=True, blank=True, on_delete=models.PROTECT)
-    paid_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True, help_text="Paid, or for an authorization authorised.")
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    authorization = models.BooleanField(default=False, help_text="paymentFactor.isAuthorizationPayment")
+    captured = models.PositiveBigIntegerField(default=0, help_text="An authorization's captures so far.")
+    released_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the uncaptured rest of an authorization went back to the payer."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["client", "payment_request_id"], name="sandbox_unique_payment_request")
         ]
-        indexes = [models.Index(fields=["client", "paid_at"]), models.Index(fields=["client", "cancelled_at"])]
+        indexes = [
+            models.Index(fields=["client", "paid_at"]),
+            models.Index(fields=["client", "cancelled_at"]),
+            models.Index(fields=["authorization", "status", "released_at"]),
+        ]
 
     def __str__(self) -> str:
         return self.payment_id
 
     def is_expired(self, now) -> bool:
         return self.status == self.Status.PROCESSING and self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def auth_expires_at(self) -> dt.datetime | None:
+        """An authorization lapses at its paymentExpiryTime, else ``AUTHORIZATION_TTL`` after it was authorised."""
+        if self.expires_at is not None:
+            return self.expires_at
+        return self.paid_at + AUTHORIZATION_TTL if self.paid_at else None
+
+    @property
+    def uncaptured(self) -> int:
+        """What an authorization still holds frozen for the merchant."""
+        return 0 if self.released_at or self.status != self.Status.SUCCESS else self.amount - self.captured
+
+    def lapsed(self) -> bool:
+        """The rest of the authorization went back to the payer because it expired, not by a void or last capture."""
+        return self.released_at is not None and self.released_at >= self.auth_expires_at
 
 
 class Refund(models.Model):
@@ -181,6 +211,30 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return self.refund_id
+
+
+class Capture(models.Model):
+    """A capture of an authorization payment (``payments/capture``): frozen money to the merchant."""
+
+    capture_id = models.CharField(max_length=64, unique=True)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="captures")
+    client = models.ForeignKey(SandboxClient, on_delete=models.PROTECT, related_name="captures")
+    capture_request_id = models.CharField(max_length=64)
+    request_fingerprint = models.CharField(max_length=64)
+    response_body = models.TextField(help_text="The answer, returned again for an identical retry.")
+    currency = models.CharField(max_length=3)
+    amount = models.PositiveBigIntegerField()
+    last = models.BooleanField(help_text="isLastCapture: the uncaptured rest went back to the payer.")
+    captured_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "capture_request_id"], name="sandbox_unique_capture_request")
+        ]
+        indexes = [models.Index(fields=["client", "captured_at"])]
+
+    def __str__(self) -> str:
+        return self.capture_id
 
 
 class AuthCode(models.Model):
@@ -252,7 +306,8 @@ class Registration(models.Model):
 
 
 class ClassicOrder(models.Model):
-    """An ``orderStr`` order (§8): an app payment or a pre-authorisation freeze."""
+    """An ``orderStr`` order (§8): an app payment or a pre-authorisation freeze, or a trade that captured part
+    of a freeze (``alipay.trade.pay`` with ``auth_no``)."""
 
     class Kind(models.TextChoices):
         TRADE = "TRADE", "alipay.trade.app.pay"
@@ -261,7 +316,8 @@ class ClassicOrder(models.Model):
     class Status(models.TextChoices):
         PROCESSING = "PROCESSING"
         SUCCESS = "SUCCESS"
-        CLOSED = "CLOSED"  # closed unpaid (alipay.trade.close), or paid and then refunded in full
+        # A trade closed unpaid (alipay.trade.close) or refunded in full; a freeze with nothing left frozen.
+        CLOSED = "CLOSED"
 
     wallet_no = models.CharField(max_length=64, unique=True, help_text="trade_no, or auth_no for a freeze.")
     client = models.ForeignKey(SandboxClient, on_delete=models.PROTECT, related_name="classic_orders")
@@ -273,25 +329,42 @@ class ClassicOrder(models.Model):
     currency = models.CharField(max_length=3)
     amount = models.PositiveBigIntegerField()
     notify_url = models.CharField(max_length=1024, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="time_expire, if the orderStr gave one.")
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="A trade's time_expire, if given; a freeze's end (pay_timeout)."
+    )
     faults = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING)
     payer = models.ForeignKey(SandboxUser, null=True, blank=True, on_delete=models.PROTECT)
     operation_id = models.CharField(max_length=64, blank=True)
-    paid_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True, help_text="Paid, or for a freeze authorised.")
     closed_at = models.DateTimeField(null=True, blank=True)
+    captured = models.PositiveBigIntegerField(default=0, help_text="A freeze's total_pay_amount.")
+    unfrozen = models.PositiveBigIntegerField(default=0, help_text="What a freeze gave back to the payer.")
+    authorization = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="captures", help_text="auth_no paid from."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["client", "kind", "out_no"], name="sandbox_unique_classic_order")
         ]
+        indexes = [models.Index(fields=["kind", "status", "expires_at"])]
 
     def __str__(self) -> str:
         return self.wallet_no
 
     def is_expired(self, now) -> bool:
         return self.status == self.Status.PROCESSING and self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def rest(self) -> int:
+        """A freeze's rest_amount: still frozen, neither captured nor given back."""
+        return self.amount - self.captured - self.unfrozen if self.status == self.Status.SUCCESS else 0
+
+    def lapsed(self) -> bool:
+        """A freeze closed because its pay_timeout ran out (closing it then records that moment)."""
+        return self.status == self.Status.CLOSED and self.expires_at is not None and self.closed_at >= self.expires_at
 
 
 class ClassicRefund(models.Model):
@@ -308,6 +381,25 @@ class ClassicRefund(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["order", "out_request_no"], name="sandbox_unique_classic_refund")
+        ]
+
+    def __str__(self) -> str:
+        return self.out_request_no
+
+
+class ClassicUnfreeze(models.Model):
+    """``alipay.fund.auth.order.unfreeze``: part or all of a freeze given back, one per ``out_request_no``."""
+
+    order = models.ForeignKey(ClassicOrder, on_delete=models.PROTECT, related_name="unfreezes")
+    out_request_no = models.CharField(max_length=64)
+    operation_id = models.CharField(max_length=64, unique=True)
+    amount = models.PositiveBigIntegerField()
+    remark = models.CharField(max_length=100)
+    unfrozen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "out_request_no"], name="sandbox_unique_classic_unfreeze")
         ]
 
     def __str__(self) -> str:

@@ -106,6 +106,18 @@ def obj(body: dict, field: str, *, required: bool = False, path: str = "") -> di
     return value
 
 
+def flag(body: dict, field: str, *, default: bool, path: str = "") -> bool:
+    """A boolean field, as JSON or as the string the specs prefer (``"true"``); absent is ``default``."""
+    value = body.get(field)
+    if value is None:
+        return default
+    if value is True or value == "true":
+        return True
+    if value is False or value == "false":
+        return False
+    raise illegal(path + field, "must be true or false")
+
+
 def url(body: dict, field: str, *, max_length: int = 1024) -> str:
     value = string(body, field, max_length=max_length, required=False)
     parts = urllib.parse.urlsplit(value)

@@ -56,6 +56,13 @@ def classic_trade_find(*, client: SandboxClient, trade_no: str, out_trade_no: st
     return trades.filter(**lookup).first()
 
 
+def classic_freeze_find(*, client: SandboxClient, auth_no: str, out_order_no: str = "") -> ClassicOrder | None:
+    """A pre-authorisation of the client; ``auth_no`` wins when both are given, as at the real gateway."""
+    lookup = {"wallet_no": auth_no} if auth_no else {"out_no": out_order_no}
+    freezes = client.classic_orders.select_related("client", "payer").filter(kind=ClassicOrder.Kind.FREEZE)
+    return freezes.filter(**lookup).first()
+
+
 def format_amount(currency: str, minor_units: int) -> str:
     """``("KWD", 1500)`` -> ``"KWD 1.500"``: the currency's own exponent, from ISO 4217."""
     exponent = Currency(currency).exponent or 0
@@ -98,16 +105,22 @@ SETTLEMENT_COLUMNS = (
 
 
 def settlement_rows(*, client: SandboxClient, day: dt.date) -> list[dict]:
-    """One client's money movements that settle on ``day`` (UTC): payments on the day they were paid, refunds
-    and voids (cancellations of paid payments, as REFUND rows without a refund id) on the day they happened.
-    Payments carry the fee; refunds are negative and carry none."""
+    """One client's money movements that settle on ``day`` (UTC): payments on the day they were paid (an
+    authorization by its captures, each on its own day), refunds and voids (cancellations of paid payments, as
+    REFUND rows without a refund id) on the day they happened. Payments carry the fee; refunds are negative
+    and carry none."""
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
     end = start + dt.timedelta(days=1)
     rows = []
-    for payment in client.payments.filter(paid_at__gte=start, paid_at__lt=end):
+    payments = client.payments.filter(authorization=False)
+    for payment in payments.filter(paid_at__gte=start, paid_at__lt=end):
         fee = _fee(payment.amount)
         rows.append(_row("PAYMENT", payment, None, payment.amount, fee, payment.paid_at, day))
-    voided = client.payments.filter(cancelled_at__gte=start, cancelled_at__lt=end, paid_at__isnull=False)
+    captures = client.captures.select_related("payment").filter(captured_at__gte=start, captured_at__lt=end)
+    for capture in captures:
+        fee = _fee(capture.amount)
+        rows.append(_row("PAYMENT", capture.payment, None, capture.amount, fee, capture.captured_at, day))
+    voided = payments.filter(cancelled_at__gte=start, cancelled_at__lt=end, paid_at__isnull=False)
     for payment in voided:
         rows.append(_row("REFUND", payment, None, -payment.amount, 0, payment.cancelled_at, day))
     refunds = client.refunds.select_related("payment").filter(

@@ -23,17 +23,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from . import conf, faults, signing
 from .models import (
+    AUTHORIZATION_TTL,
     TEST_USERS,
     AccessToken,
     AuthCode,
     Balance,
+    Capture,
     ClassicOrder,
     ClassicRefund,
+    ClassicUnfreeze,
     Notification,
     NotificationAttempt,
     Payment,
@@ -145,14 +148,16 @@ def _balance(*, currency: str, user: SandboxUser | None = None, client: SandboxC
     return balance
 
 
-def _move(*, amount: int, source: Balance, target: Balance | None, shortfall_code: str) -> None:
-    """Move ``amount`` from ``source`` to ``target`` (or out of circulation: a freeze). Caller holds a
-    transaction; rows are locked in primary-key order so two opposite moves cannot deadlock."""
+def _move(*, amount: int, source: Balance | None, target: Balance | None, shortfall_code: str = "") -> None:
+    """Move ``amount`` from ``source`` to ``target``; ``None`` on either side is frozen money (a freeze takes it
+    out of circulation, a capture or release puts it back). Caller holds a transaction; rows are locked in
+    primary-key order so two opposite moves cannot deadlock."""
     pks = sorted(balance.pk for balance in (source, target) if balance is not None)
     locked = {balance.pk: balance for balance in Balance.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
-    if locked[source.pk].amount < amount:
-        raise WalletError(shortfall_code, "balance is not enough")
-    Balance.objects.filter(pk=source.pk).update(amount=F("amount") - amount)
+    if source is not None:
+        if locked[source.pk].amount < amount:
+            raise WalletError(shortfall_code, "balance is not enough")
+        Balance.objects.filter(pk=source.pk).update(amount=F("amount") - amount)
     if target is not None:
         Balance.objects.filter(pk=target.pk).update(amount=F("amount") + amount)
 
@@ -187,6 +192,7 @@ class PaymentOrder:
     redirect_url: str
     expires_at: dt.datetime | None
     partner_id: str
+    authorization: bool = False
 
 
 def payment_create(
@@ -228,11 +234,14 @@ def _pay_response(payment: Payment, dialect: Dialect, redirection_url: str) -> d
         body["actionForm"] = {"actionFormType": "REDIRECTION", "redirectionUrl": redirection_url}
     else:
         body["redirectActionForm"] = {"method": "POST", "redirectionUrl": redirection_url}
+    if payment.authorization and payment.expires_at:
+        body["authExpiryTime"] = iso(payment.expires_at)
     return body
 
 
 def payment_pay(*, payment_id: str, login: str) -> Payment:
-    """The cashier's Pay: debit the user, credit the merchant, and queue ``notifyPayment``."""
+    """The cashier's Pay: debit the user, credit the merchant (an authorization freezes the money instead),
+    and queue ``notifyPayment``."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update(of=("self",)).select_related("client").get(payment_id=payment_id)
         now = timezone.now()
@@ -242,7 +251,7 @@ def payment_pay(*, payment_id: str, login: str) -> Payment:
         _move(
             amount=payment.amount,
             source=_balance(user=user, currency=payment.currency),
-            target=_balance(client=payment.client, currency=payment.currency),
+            target=None if payment.authorization else _balance(client=payment.client, currency=payment.currency),
             shortfall_code="USER_BALANCE_NOT_ENOUGH",
         )
         payment.status, payment.payer, payment.paid_at = Payment.Status.SUCCESS, user, now
@@ -282,23 +291,129 @@ def _payment_notification(payment: Payment) -> dict:
 
 
 def payment_cancel(*, payment: Payment) -> Payment:
-    """Close an unpaid payment, or void a paid one and give the payer the money back; never after a refund."""
+    """Close an unpaid payment, or void a paid one and give the payer the money back; never after a refund.
+    An authorization is voided (its frozen money back to the payer) only while nothing of it was captured."""
+    payment = payment_expire_if_due(payment=payment)
     with transaction.atomic():
         payment = Payment.objects.select_for_update(of=("self",)).select_related("client", "payer").get(pk=payment.pk)
         if payment.status == Payment.Status.CANCELLED:
             return payment
-        if payment.refunds.exists():
-            raise WalletError("ORDER_STATUS_INVALID", "a refunded payment cannot be cancelled")
-        if payment.status == Payment.Status.SUCCESS:
+        if payment.refunds.exists() or payment.captured:
+            raise WalletError("ORDER_STATUS_INVALID", "a captured or refunded payment cannot be cancelled")
+        now = timezone.now()
+        if payment.authorization and payment.status == Payment.Status.SUCCESS:
+            _release_authorization(payment, at=now)
+        elif payment.status == Payment.Status.SUCCESS:
             _move(
                 amount=payment.amount,
                 source=_balance(client=payment.client, currency=payment.currency),
                 target=_balance(user=payment.payer, currency=payment.currency),
                 shortfall_code="MERCHANT_BALANCE_NOT_ENOUGH",
             )
-        payment.status, payment.cancelled_at = Payment.Status.CANCELLED, timezone.now()
-        payment.save(update_fields=["status", "cancelled_at"])
+        payment.status, payment.cancelled_at = Payment.Status.CANCELLED, now
+        payment.save(update_fields=["status", "cancelled_at", "released_at"])
     return payment
+
+
+# --- Authorization payments and captures ---------------------------------------------------------
+
+
+def payment_capture(
+    *,
+    client: SandboxClient,
+    payment: Payment,
+    capture_request_id: str,
+    fingerprint: str,
+    currency: str | None,
+    amount: int | None,
+    last: bool,
+) -> dict:
+    """Capture part or all of an authorization: frozen money to the merchant; the last capture gives the
+    uncaptured rest back to the payer. ``amount`` ``None`` captures all that is left. The same
+    ``captureRequestId`` with the same content gets the stored answer (``REPEAT_REQ_INCONSISTENT`` otherwise).
+    Refused: ``AUTH_NOT_FOUND`` (not an authorization, or not authorised yet), ``AUTH_CANCELLED``,
+    ``AUTH_EXPIRED``, ``CAPTURE_AMOUNT_EXCEED_AUTH_LIMIT`` (more than is left)."""
+    existing = Capture.objects.filter(client=client, capture_request_id=capture_request_id).first()
+    if existing is not None:
+        return _replay(existing.request_fingerprint, fingerprint, existing.response_body)
+    payment = payment_expire_if_due(payment=payment)
+    try:
+        with transaction.atomic():
+            locked = Payment.objects.select_for_update(of=("self",)).select_related("client", "payer")
+            payment = locked.get(pk=payment.pk)
+            _check_capturable(payment, currency)
+            value = payment.uncaptured if amount is None else amount
+            if not 0 < value <= payment.uncaptured:
+                raise WalletError("CAPTURE_AMOUNT_EXCEED_AUTH_LIMIT", "captures would exceed what is authorised")
+            capture = Capture(
+                capture_id=_wallet_number(),
+                payment=payment,
+                client=client,
+                capture_request_id=capture_request_id,
+                request_fingerprint=fingerprint,
+                currency=payment.currency,
+                amount=value,
+                last=last,
+            )
+            capture.response_body = dumps(
+                {
+                    "result": result(),
+                    "captureRequestId": capture_request_id,
+                    "captureId": capture.capture_id,
+                    "paymentId": payment.payment_id,
+                    "captureAmount": money(payment.currency, value),
+                    "captureTime": iso(capture.captured_at),
+                }
+            )
+            capture.save()
+            _move(amount=value, source=None, target=_balance(client=payment.client, currency=payment.currency))
+            payment.captured += value
+            if last:
+                _release_authorization(payment, at=capture.captured_at)
+            payment.save(update_fields=["captured", "released_at"])
+    except IntegrityError:  # the same captureRequestId, concurrently: answer as the winner did
+        existing = Capture.objects.get(client=client, capture_request_id=capture_request_id)
+        return _replay(existing.request_fingerprint, fingerprint, existing.response_body)
+    return json.loads(capture.response_body)
+
+
+def _check_capturable(payment: Payment, currency: str | None) -> None:
+    if not payment.authorization:
+        raise WalletError("AUTH_NOT_FOUND", "this payment is not an authorization")
+    if payment.is_expired(timezone.now()) or payment.lapsed():
+        raise WalletError("AUTH_EXPIRED", "the authorization has expired")
+    if payment.status == Payment.Status.CANCELLED:
+        raise WalletError("AUTH_CANCELLED", "the authorization was cancelled")
+    if payment.status != Payment.Status.SUCCESS:
+        raise WalletError("AUTH_NOT_FOUND", "the user has not authorised this payment yet")
+    if currency not in (None, payment.currency):
+        raise illegal("captureAmount.currency", f"must be the payment currency {payment.currency}")
+
+
+def payment_expire_if_due(*, payment: Payment) -> Payment:
+    """An authorization past its expiry gives its uncaptured rest back to the payer; with nothing captured it
+    ends CANCELLED. Evaluated lazily (by whatever looks at it, and by the sweep)."""
+    due = payment.auth_expires_at
+    if not payment.authorization or payment.status != Payment.Status.SUCCESS or payment.released_at or not due:
+        return payment
+    if due > timezone.now():
+        return payment
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update(of=("self",)).select_related("client", "payer").get(pk=payment.pk)
+        if payment.status == Payment.Status.SUCCESS and payment.released_at is None:
+            _release_authorization(payment, at=due)
+            if not payment.captured:
+                payment.status, payment.cancelled_at = Payment.Status.CANCELLED, due
+            payment.save(update_fields=["released_at", "status", "cancelled_at"])
+    return payment
+
+
+def _release_authorization(payment: Payment, *, at: dt.datetime) -> None:
+    """Give what is still frozen back to the payer; the caller holds the payment locked and saves it."""
+    rest = payment.uncaptured
+    if rest:
+        _move(amount=rest, source=None, target=_balance(user=payment.payer, currency=payment.currency))
+    payment.released_at = at
 
 
 # --- Refunds -------------------------------------------------------------------------------------
@@ -328,7 +443,7 @@ def refund_create(
             if currency != payment.currency:
                 raise illegal("refundAmount.currency", f"must be the payment currency {payment.currency}")
             refunded = payment.refunds.aggregate(total=Sum("amount"))["total"] or 0  # in process ones count too
-            if refunded + amount > payment.amount:
+            if refunded + amount > (payment.captured if payment.authorization else payment.amount):
                 raise WalletError("REFUND_AMOUNT_EXCEED", "refunds would exceed the paid amount")
             refund = Refund.objects.create(
                 refund_id=_wallet_number(),
@@ -588,9 +703,9 @@ def classic_order_open(*, client: SandboxClient, request: ClassicRequest, finger
 
 
 def classic_order_confirm(*, wallet_no: str, login: str) -> ClassicOrder:
-    """Pay (trade) or freeze (pre-authorisation: the money leaves the user's balance but reaches no one
-    until captured, which the sandbox does not simulate), then queue the classic async notification. A closed
-    or expired order is ``ORDER_STATUS_INVALID``."""
+    """Pay (trade) or freeze (pre-authorisation: the money leaves the user's balance but reaches no one until
+    captured), then queue the classic async notification. A closed or expired order is
+    ``ORDER_STATUS_INVALID``."""
     with transaction.atomic():
         order = ClassicOrder.objects.select_for_update(of=("self",)).select_related("client").get(wallet_no=wallet_no)
         if order.status == ClassicOrder.Status.SUCCESS:
@@ -608,21 +723,189 @@ def classic_order_confirm(*, wallet_no: str, login: str) -> ClassicOrder:
         order.status, order.payer, order.paid_at = ClassicOrder.Status.SUCCESS, user, timezone.now()
         order.operation_id = "" if is_trade else _wallet_number(24)
         order.save(update_fields=["status", "payer", "paid_at", "operation_id"])
-        if order.notify_url:
-            _enqueue(
-                client=order.client,
-                kind=Notification.Kind.CLASSIC,
-                reference=order.wallet_no,
-                url=order.notify_url,
-                body=urllib.parse.urlencode(_classic_notification(order)),
-                fault_settings=order.faults,
-            )
+        if is_trade:
+            _classic_notify(order, _trade_notification(order))
+        else:
+            _classic_notify(order, _freeze_notification(order, "FREEZE", order, order.paid_at))
     return order
 
 
-def _classic_notification(order: ClassicOrder) -> dict:
+def classic_auth_expire_if_due(*, order: ClassicOrder) -> ClassicOrder:
+    """A freeze past its pay_timeout closes: never authorised, it can no longer be; authorised, what is still
+    frozen goes back to the payer. Its ``closed_at`` is the moment it expired. Evaluated lazily (by whatever
+    looks at it, and by the sweep)."""
+    if order.kind != ClassicOrder.Kind.FREEZE or order.status == ClassicOrder.Status.CLOSED:
+        return order
+    if order.expires_at is None or order.expires_at > timezone.now():
+        return order
+    with transaction.atomic():
+        order = ClassicOrder.objects.select_for_update(of=("self",)).select_related("payer").get(pk=order.pk)
+        if order.status == ClassicOrder.Status.CLOSED:
+            return order
+        rest = order.rest
+        if rest:
+            _move(amount=rest, source=None, target=_balance(user=order.payer, currency=order.currency))
+            order.unfrozen += rest
+        order.status, order.closed_at = ClassicOrder.Status.CLOSED, order.expires_at
+        order.save(update_fields=["status", "closed_at", "unfrozen"])
+    return order
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicCapture:
+    """``alipay.trade.pay`` of a pre-authorisation, already validated."""
+
+    out_trade_no: str
+    amount: int
+    subject: str
+    complete: bool  # auth_confirm_mode=COMPLETE: give the rest back after this payment
+
+
+def classic_auth_capture(
+    *, freeze: ClassicOrder, capture: ClassicCapture, fingerprint: str
+) -> tuple[ClassicOrder, bool]:
+    """Pay a new trade from a freeze's frozen money to the merchant (``True`` when this call did it). The same
+    ``out_trade_no`` with the same content finds the same trade (``False``), with other content it is
+    ``ACQ.CONTEXT_INCONSISTENT``. ``COMPLETE`` gives what stays frozen back to the payer. Refused:
+    ``ACQ.AUTH_NO_ERROR`` (the freeze is finished, fully unfrozen or expired), ``ACQ.AUTH_AMOUNT_NOT_ENOUGH``
+    (more than is frozen, or not authorised yet)."""
+    existing = _classic_trade_repeat(freeze.client, capture.out_trade_no, fingerprint)
+    if existing is not None:
+        return existing, False
+    classic_auth_expire_if_due(order=freeze)
+    try:
+        with transaction.atomic():
+            freeze = _lock_classic(freeze)
+            if freeze.status == ClassicOrder.Status.CLOSED:
+                raise WalletError("ACQ.AUTH_NO_ERROR", "the pre-authorisation is finished or closed")
+            if capture.amount > freeze.rest:
+                raise WalletError("ACQ.AUTH_AMOUNT_NOT_ENOUGH", "total_amount is above the frozen rest_amount")
+            now = timezone.now()
+            trade = ClassicOrder.objects.create(
+                client=freeze.client,
+                kind=ClassicOrder.Kind.TRADE,
+                out_no=capture.out_trade_no,
+                wallet_no=_wallet_number(28),
+                request_fingerprint=fingerprint,
+                title=capture.subject,
+                currency=freeze.currency,
+                amount=capture.amount,
+                notify_url=freeze.notify_url,
+                faults=freeze.faults,
+                status=ClassicOrder.Status.SUCCESS,
+                payer=freeze.payer,
+                paid_at=now,
+                authorization=freeze,
+            )
+            _move(amount=capture.amount, source=None, target=_balance(client=freeze.client, currency=freeze.currency))
+            freeze.captured += capture.amount
+            rest = freeze.rest
+            if capture.complete and rest:
+                _move(amount=rest, source=None, target=_balance(user=freeze.payer, currency=freeze.currency))
+                freeze.unfrozen += rest
+            _close_if_settled(freeze, now)
+            freeze.save(update_fields=["captured", "unfrozen", "status", "closed_at"])
+            _classic_notify(trade, _trade_notification(trade))
+    except IntegrityError:  # the same out_trade_no, concurrently: answer as the winner did
+        return _classic_trade_repeat(freeze.client, capture.out_trade_no, fingerprint), False
+    return trade, True
+
+
+def _classic_trade_repeat(client: SandboxClient, out_trade_no: str, fingerprint: str) -> ClassicOrder | None:
+    trade = client.classic_orders.filter(kind=ClassicOrder.Kind.TRADE, out_no=out_trade_no).first()
+    if trade is not None and trade.request_fingerprint != fingerprint:
+        raise WalletError("ACQ.CONTEXT_INCONSISTENT", "this out_trade_no was used with other content")
+    return trade
+
+
+def classic_auth_unfreeze(
+    *, freeze: ClassicOrder, out_request_no: str, amount: int, remark: str
+) -> tuple[ClassicUnfreeze, bool]:
+    """Give part or all of what is frozen back to the payer (``True`` when this call did it); nothing left
+    frozen closes the freeze. The same ``out_request_no`` again returns the first unfreeze (``False``), with
+    another amount ``ACQ.DISCORDANT_REPEAT_REQUEST``. Refused: ``REQUEST_AMOUNT_EXCEED`` (above rest_amount,
+    or not authorised yet), ``ORDER_ALREADY_FINISH`` (closed after a capture), ``ORDER_ALREADY_CLOSED``."""
+    classic_auth_expire_if_due(order=freeze)
+    try:
+        with transaction.atomic():
+            freeze = _lock_classic(freeze)
+            existing = freeze.unfreezes.filter(out_request_no=out_request_no).first()
+            if existing is not None:
+                return _classic_repeat(existing, amount), False
+            if freeze.status == ClassicOrder.Status.CLOSED:
+                if freeze.captured and not freeze.lapsed():
+                    raise WalletError("ORDER_ALREADY_FINISH", "the pre-authorisation is finished")
+                raise WalletError("ORDER_ALREADY_CLOSED", "the pre-authorisation is closed")
+            if amount > freeze.rest:
+                raise WalletError("REQUEST_AMOUNT_EXCEED", "amount is above the frozen rest_amount")
+            unfreeze = ClassicUnfreeze.objects.create(
+                order=freeze,
+                out_request_no=out_request_no,
+                operation_id=_wallet_number(24),
+                amount=amount,
+                remark=remark,
+            )
+            _move(amount=amount, source=None, target=_balance(user=freeze.payer, currency=freeze.currency))
+            freeze.unfrozen += amount
+            _close_if_settled(freeze, unfreeze.unfrozen_at)
+            freeze.save(update_fields=["unfrozen", "status", "closed_at"])
+            _classic_notify(freeze, _freeze_notification(freeze, "UNFREEZE", unfreeze, unfreeze.unfrozen_at))
+    except IntegrityError:  # the same out_request_no, concurrently: answer as the winner did
+        existing = ClassicUnfreeze.objects.get(order=freeze, out_request_no=out_request_no)
+        return _classic_repeat(existing, amount), False
+    return unfreeze, True
+
+
+def _lock_classic(order: ClassicOrder) -> ClassicOrder:
+    """The order afresh, locked for this transaction, with its client and payer."""
+    return ClassicOrder.objects.select_for_update(of=("self",)).select_related("client", "payer").get(pk=order.pk)
+
+
+def _close_if_settled(freeze: ClassicOrder, at: dt.datetime) -> None:
+    if freeze.rest == 0:
+        freeze.status, freeze.closed_at = ClassicOrder.Status.CLOSED, at
+
+
+def _trade_notification(order: ClassicOrder) -> dict:
     amount = classic_amount(order.amount)
-    at = classic_time(order.paid_at)
+    return {
+        "notify_type": "trade_status_sync",
+        "trade_no": order.wallet_no,
+        "out_trade_no": order.out_no,
+        "subject": order.title,
+        "total_amount": amount,
+        "receipt_amount": amount,
+        "trade_status": "TRADE_SUCCESS",
+        "gmt_payment": classic_time(order.paid_at),
+        "buyer_id": order.payer.customer_id,
+    }
+
+
+def _freeze_notification(freeze: ClassicOrder, kind: str, operation, at: dt.datetime) -> dict:
+    """``fund_auth_freeze`` / ``fund_auth_unfreeze``: the operation (the freeze itself, or an unfreeze) and the
+    freeze's running totals."""
+    return {
+        "notify_type": f"fund_auth_{kind.lower()}",
+        "auth_no": freeze.wallet_no,
+        "out_order_no": freeze.out_no,
+        "out_request_no": operation.out_request_no,
+        "operation_id": operation.operation_id,
+        "operation_type": kind,
+        "amount": classic_amount(operation.amount),
+        "total_freeze_amount": classic_amount(freeze.amount),
+        "total_unfreeze_amount": classic_amount(freeze.unfrozen),
+        "total_pay_amount": classic_amount(freeze.captured),
+        "rest_amount": classic_amount(freeze.rest),
+        "status": "SUCCESS",
+        "payer_user_id": freeze.payer.customer_id,
+        "gmt_trans": classic_time(at),
+    }
+
+
+def _classic_notify(order: ClassicOrder, fields: dict) -> None:
+    """Queue a classic async notification of ``order`` (if it has a notify_url), signed like the gateway's."""
+    if not order.notify_url:
+        return
     params = {
         "app_id": order.client.classic_app_id,
         "charset": "utf-8",
@@ -630,39 +913,20 @@ def _classic_notification(order: ClassicOrder) -> dict:
         "sign_type": "RSA2",
         "notify_id": secrets.token_hex(16),
         "notify_time": classic_time(timezone.now()),
+        **fields,
     }
     if order.currency != "CNY":
         params["trans_currency"] = order.currency
-    if order.kind == ClassicOrder.Kind.TRADE:
-        params |= {
-            "notify_type": "trade_status_sync",
-            "trade_no": order.wallet_no,
-            "out_trade_no": order.out_no,
-            "subject": order.title,
-            "total_amount": amount,
-            "receipt_amount": amount,
-            "trade_status": "TRADE_SUCCESS",
-            "gmt_payment": at,
-            "buyer_id": order.payer.customer_id,
-        }
-    else:
-        params |= {
-            "notify_type": "fund_auth_freeze",
-            "auth_no": order.wallet_no,
-            "out_order_no": order.out_no,
-            "out_request_no": order.out_request_no,
-            "operation_id": order.operation_id,
-            "operation_type": "FREEZE",
-            "amount": amount,
-            "total_freeze_amount": amount,
-            "rest_amount": amount,
-            "status": "SUCCESS",
-            "payer_user_id": order.payer.customer_id,
-            "gmt_trans": at,
-        }
     sign = signing.classic_sign(wallet_private_key(), params)
     params["sign"] = signing.corrupt_base64(sign) if order.faults.get("bad_signature") else sign
-    return params
+    _enqueue(
+        client=order.client,
+        kind=Notification.Kind.CLASSIC,
+        reference=order.wallet_no,
+        url=order.notify_url,
+        body=urllib.parse.urlencode(params),
+        fault_settings=order.faults,
+    )
 
 
 def classic_trade_close(*, order: ClassicOrder) -> ClassicOrder:
@@ -689,11 +953,10 @@ def classic_refund_create(
     that returns the last of it closes the trade."""
     try:
         with transaction.atomic():
-            locked = ClassicOrder.objects.select_for_update(of=("self",)).select_related("client", "payer")
-            order = locked.get(pk=order.pk)
+            order = _lock_classic(order)
             existing = order.refunds.filter(out_request_no=out_request_no).first()
             if existing is not None:
-                return _classic_refund_repeat(existing, amount), False
+                return _classic_repeat(existing, amount), False
             if order.kind != ClassicOrder.Kind.TRADE or order.status != ClassicOrder.Status.SUCCESS:
                 raise WalletError("ACQ.TRADE_STATUS_ERROR", "only a paid trade can be refunded")
             refund_total = (order.refunds.aggregate(total=Sum("amount"))["total"] or 0) + amount
@@ -718,14 +981,15 @@ def classic_refund_create(
                 order.save(update_fields=["status", "closed_at"])
     except IntegrityError:  # the same out_request_no, concurrently: answer as the winner did
         existing = ClassicRefund.objects.get(order=order, out_request_no=out_request_no)
-        return _classic_refund_repeat(existing, amount), False
+        return _classic_repeat(existing, amount), False
     return refund, True
 
 
-def _classic_refund_repeat(refund: ClassicRefund, amount: int) -> ClassicRefund:
-    if refund.amount != amount:
+def _classic_repeat(operation, amount: int):
+    """A refund or unfreeze asked for again under its ``out_request_no``: the first one, if the amount agrees."""
+    if operation.amount != amount:
         raise WalletError("ACQ.DISCORDANT_REPEAT_REQUEST", "this out_request_no was used with another amount")
-    return refund
+    return operation
 
 
 # --- Notification outbox -------------------------------------------------------------------------
@@ -799,14 +1063,32 @@ def _deliver_and_close(ids: list[int]) -> None:
 
 
 def deliver_due_notifications(*, limit: int = 500) -> int:
-    """The sweep: finish due registration reviews, then send every due notification. Returns attempts."""
-    reviews = Registration.objects.filter(status=Registration.Status.PENDING, review_due_at__lte=timezone.now())
+    """The sweep: finish due registration reviews, end expired authorizations (the money back to the payers),
+    then send every due notification. Returns attempts."""
+    now = timezone.now()
+    reviews = Registration.objects.filter(status=Registration.Status.PENDING, review_due_at__lte=now)
     for registration in reviews:
         registration_review_if_due(registration=registration, send_after_commit=False)
+    expire_due_authorizations(now=now)
     due = Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lte=timezone.now())
     return sum(
         notification_attempt(pk) for pk in due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit]
     )
+
+
+def expire_due_authorizations(*, now: dt.datetime) -> None:
+    """End every authorization (OpenAPI) and freeze (classic) whose time is up, as a look at it would."""
+    freezes = ClassicOrder.objects.filter(
+        kind=ClassicOrder.Kind.FREEZE,
+        status__in=[ClassicOrder.Status.PROCESSING, ClassicOrder.Status.SUCCESS],
+        expires_at__lte=now,
+    )
+    for order in freezes:
+        classic_auth_expire_if_due(order=order)
+    open_authorizations = Payment.objects.filter(authorization=True, status=Payment.Status.SUCCESS, released_at=None)
+    due = Q(expires_at__lte=now) | Q(expires_at=None, paid_at__lte=now - AUTHORIZATION_TTL)
+    for payment in open_authorizations.filter(due):
+        payment_expire_if_due(payment=payment)
 
 
 def notification_attempt(pk: int) -> int:

@@ -25,6 +25,7 @@ from .models import ClassicOrder, Payment, SandboxClient
 from .protocol import Dialect, WalletError, contains_nul, dumps, illegal, now_iso, result
 
 PAID, CANCELLED = "9000", "6001"  # my.tradePay result codes (§9.1)
+FREEZE_NOTICE = "The amount is frozen on your balance until the merchant captures or releases it."
 
 
 # --- Signed OpenAPI ------------------------------------------------------------------------------
@@ -271,7 +272,7 @@ def cashier(request: HttpRequest, payment_id: str) -> HttpResponse:
         return _cashier_page(request, _payment_or_404(payment_id), error=error)
     if payment.faults.get("latency"):  # paid already; only the way back to the merchant is slow
         time.sleep(payment.faults["latency"] / 1000)
-    return _back_to_merchant(request, payment.redirect_url, PAID)
+    return _back_to_merchant(request, payment.redirect_url, PAID, freeze=payment.authorization)
 
 
 def _payment_or_404(payment_id: str) -> Payment:
@@ -282,18 +283,20 @@ def _payment_or_404(payment_id: str) -> Payment:
 
 
 def _cashier_page(request: HttpRequest, payment: Payment, error: WalletError | None = None) -> HttpResponse:
+    """The cashier, or for an authorization payment the page where the user authorises (freezes) the amount."""
+    authorization = payment.authorization
+    done = "Funds are authorised (frozen)." if authorization else "This payment has been paid."
     if payment.is_expired(timezone.now()):
         state = "This payment has expired."
     else:
-        state = {
-            Payment.Status.SUCCESS: "This payment has been paid.",
-            Payment.Status.CANCELLED: "This payment was cancelled.",
-        }.get(payment.status, "")
+        states = {Payment.Status.SUCCESS: done, Payment.Status.CANCELLED: "This payment was cancelled."}
+        state = states.get(payment.status, "")
     return render(
         request,
         "sandbox/cashier.html",
         {
-            "heading": "Pay",
+            "heading": "Authorise a payment" if authorization else "Pay",
+            "notice": FREEZE_NOTICE if authorization else "",
             "payee": payment.payee_name,
             "amount": selectors.format_amount(payment.currency, payment.amount),
             "description": payment.order_description,
@@ -301,17 +304,17 @@ def _cashier_page(request: HttpRequest, payment: Payment, error: WalletError | N
             "state": state,
             "error": error,
             "users": selectors.cashier_users(currency=payment.currency, amount=payment.amount),
-            "confirm_label": "Pay",
+            "confirm_label": "Authorise" if authorization else "Pay",
             "action_url": reverse("sandbox:cashier", args=[payment.payment_id]),
         },
         status=400 if error else 200,
     )
 
 
-def _back_to_merchant(request: HttpRequest, redirect_url: str, code: str) -> HttpResponse:
+def _back_to_merchant(request: HttpRequest, redirect_url: str, code: str, *, freeze: bool = False) -> HttpResponse:
     """Back to the merchant's page with ``resultCode`` appended, or a result page when it gave none."""
     if not redirect_url:
-        return render(request, "sandbox/result.html", {"result_code": code, "paid": code == PAID})
+        return render(request, "sandbox/result.html", {"result_code": code, "paid": code == PAID, "freeze": freeze})
     parts = urllib.parse.urlsplit(redirect_url)
     query = f"{parts.query}&resultCode={code}" if parts.query else f"resultCode={code}"
     return HttpResponseRedirect(urllib.parse.urlunsplit(parts._replace(query=query)))
@@ -371,9 +374,7 @@ def _classic_page(request: HttpRequest, order: ClassicOrder, error: WalletError 
         "sandbox/cashier.html",
         {
             "heading": "Authorise a pre-authorisation" if freeze else "Pay",
-            "notice": "The amount is frozen on your balance until the merchant captures or releases it."
-            if freeze
-            else "",
+            "notice": FREEZE_NOTICE if freeze else "",
             "payee": order.client.name,
             "amount": selectors.format_amount(order.currency, order.amount),
             "description": order.title,

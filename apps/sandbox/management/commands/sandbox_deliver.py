@@ -6,7 +6,7 @@ from apps.sandbox import services
 
 
 class Command(BaseCommand):
-    help = "Send due sandbox notifications and finish due registration reviews (once, or --loop)."
+    help = "Send due sandbox notifications, finish due reviews, end expired authorizations (once, or --loop)."
 
     def add_arguments(self, parser):
         parser.add_argument("--loop", action="store_true", help="Keep sweeping until interrupted.")
