@@ -50,6 +50,8 @@ TEST_WORKERS ?= 2
 test: install conformance-env
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
+bench: install ; $(BIN)/python bench/order_create.py $(BENCH_ARGS)
+
 ## lint: ruff, formatting, and no missing migrations
 lint: install
 	$(BIN)/ruff check .
