@@ -1,5 +1,6 @@
-"""The classic gateway (``gateway.do``, §8) for orderStr payments: the orderStr itself, and the server calls
-that settle it (trade query, refund, refund query, close). Reached through ``WalletClient``.
+"""The classic gateway (``gateway.do``, §8) for orderStr payments and pre-authorisations: the orderStrs
+themselves (a trade, a freeze), and the server calls that settle them (trade query, refund, refund query, close;
+capture, unfreeze, detail query). Reached through ``WalletClient``.
 
 A call is the common parameters plus ``biz_content``, signed RSA2 like an orderStr and POSTed form-encoded.
 The answer ``{"<method>_response": {...}, "sign": "..."}`` is verified over the exact text of the response
@@ -35,6 +36,8 @@ T = TypeVar("T")
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # the gateway's clock
 SUCCESS = "10000"
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_PAY_TIMEOUT = re.compile(r"([1-9][0-9]*)([mhd])")
+_PAY_TIMEOUT_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 def classic_time(moment: dt.datetime) -> str:
@@ -51,6 +54,19 @@ def classic_amount(amount: Money) -> str:
     return amount.to_major_string()
 
 
+def trans_currency(amount: Money) -> dict[str, str]:
+    """``trans_currency`` for an amount in anything but CNY, the gateway's own currency."""
+    return {} if amount.currency == "CNY" else {"trans_currency": amount.currency}
+
+
+def checked_pay_timeout(value: str) -> str:
+    """A freeze's ``pay_timeout``: whole minutes, hours or days (``90m``, ``2d``) from 1m to 15d."""
+    match = _PAY_TIMEOUT.fullmatch(value)
+    if not match or dt.timedelta(**{_PAY_TIMEOUT_UNITS[match[2]]: int(match[1])}) > dt.timedelta(days=15):
+        raise ValueError(f"pay_timeout must be from 1m to 15d in whole m, h or d, not {value!r}")
+    return value
+
+
 class ClassicGateway:
     """One app (``classic_app_id``) at one classic gateway, signing with the client's key."""
 
@@ -60,19 +76,9 @@ class ClassicGateway:
         self.config = config
         self._http = http
 
-    def order_str(
-        self, *, out_trade_no: str, amount: Money, subject: str, notify_url: str, time_expire: dt.datetime
-    ) -> str:
-        biz = {
-            "out_trade_no": out_trade_no,
-            "total_amount": classic_amount(amount),
-            "subject": subject,
-            "product_code": "QUICK_MSECURITY_PAY",
-            "time_expire": classic_time(time_expire),
-        }
-        if amount.currency != "CNY":
-            biz["trans_currency"] = amount.currency
-        return build_order_str(self._private_key(), self._params("alipay.trade.app.pay", biz, notify_url=notify_url))
+    def order_str(self, method: str, biz: dict, *, notify_url: str) -> str:
+        """The signed orderStr of ``method`` for ``my.tradePay({orderStr})``; no HTTP."""
+        return build_order_str(self._private_key(), self._params(method, biz, notify_url=notify_url))
 
     def call(self, method: str, biz: dict, parse: Callable[[dict], T]) -> T:
         """POST one API call and map its answer (see the module docstring)."""

@@ -21,14 +21,17 @@ import httpx
 from apps.core.money import Money
 
 from . import keys, signing, transport
-from .classic import ClassicGateway, classic_amount
+from .classic import ClassicGateway, checked_pay_timeout, classic_amount, classic_time, trans_currency
 from .errors import ResponseSignatureError, WalletBusinessFailure, WalletUnknownOutcome
 from .messages import (
     AccessToken,
     ApiVersion,
     CancelResponse,
+    CaptureResult,
+    ClassicAuthorization,
     ClassicRefund,
     ClassicTrade,
+    ClassicUnfreeze,
     MessageError,
     PaymentInquiry,
     PayRequest,
@@ -45,7 +48,7 @@ from .messages import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # Codes that say "not finished yet", whatever result status a wallet puts beside them: never a failure.
-STILL_PROCESSING_CODES = frozenset({"PAYMENT_IN_PROCESS", "REFUND_IN_PROCESS"})
+STILL_PROCESSING_CODES = frozenset({"PAYMENT_IN_PROCESS", "REFUND_IN_PROCESS", "CAPTURE_IN_PROCESS"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +100,8 @@ class WalletClient:
     # -- operations ------------------------------------------------------------------------------
 
     def pay(self, request: PayRequest, *, app_id: str) -> PayResponse:
-        """``payments/pay`` (cashier payment). ``A`` carries the cashier URL for ``my.tradePay``."""
+        """``payments/pay`` (cashier payment, or with ``request.authorization`` an authorization to capture
+        later). ``A`` carries the cashier URL for ``my.tradePay``."""
         body = request.body(
             version=self.config.api_version,
             app_id=app_id,
@@ -114,9 +118,18 @@ class WalletClient:
         return self._call("payments/inquiryPayment", body, PaymentInquiry.parse)
 
     def cancel(self, *, payment_id: str | None = None, payment_request_id: str | None = None) -> CancelResponse:
-        """``payments/cancel``: close an unpaid payment (or return a paid one in full, wallet permitting)."""
+        """``payments/cancel``: close an unpaid payment (or return a paid one in full, wallet permitting); an
+        authorization nothing was captured from is voided, its frozen money back to the payer."""
         body = self._identify(paymentId=payment_id, paymentRequestId=payment_request_id)
         return self._call("payments/cancel", body, CancelResponse.parse)
+
+    def capture(self, *, capture_request_id: str, payment_id: str, amount: Money, last: bool = True) -> CaptureResult:
+        """``payments/capture`` of an authorization, in minor units of its currency; ``captureRequestId`` makes
+        retries idempotent. ``last`` (``isLastCapture``) gives the uncaptured rest back to the payer; ``False``
+        keeps it for further captures. Captures show in ``inquire_payment().captures``."""
+        body = self._identify(paymentId=payment_id)
+        body |= {"captureRequestId": capture_request_id, "captureAmount": amount.to_wire(), "isLastCapture": last}
+        return self._call("payments/capture", body, CaptureResult.parse)
 
     def refund(self, request: RefundRequest) -> RefundResponse:
         """``payments/refund``; ``refundRequestId`` makes retries idempotent."""
@@ -166,9 +179,15 @@ class WalletClient:
         """The signed orderStr of ``alipay.trade.app.pay`` for ``my.tradePay({orderStr})``; no HTTP. Amounts
         are major units, so only two-decimal currencies (else ``ValueError``); ``trans_currency`` unless CNY.
         Without ``notify_url`` the wallet sends no async notification and only ``trade_query`` tells."""
-        return self._classic().order_str(
-            out_trade_no=out_trade_no, amount=amount, subject=subject, notify_url=notify_url, time_expire=time_expire
-        )
+        biz = {
+            "out_trade_no": out_trade_no,
+            "total_amount": classic_amount(amount),
+            "subject": subject,
+            "product_code": "QUICK_MSECURITY_PAY",
+            "time_expire": classic_time(time_expire),
+            **trans_currency(amount),
+        }
+        return self._classic().order_str("alipay.trade.app.pay", biz, notify_url=notify_url)
 
     def trade_query(self, *, out_trade_no: str) -> ClassicTrade:
         """``alipay.trade.query``. An orderStr the user never opened is ``ACQ.TRADE_NOT_EXIST``."""
@@ -201,6 +220,69 @@ class WalletClient:
     def trade_close(self, *, out_trade_no: str) -> None:
         """``alipay.trade.close``: the unpaid trade can no longer be paid (a paid one: ``ACQ.TRADE_STATUS_ERROR``)."""
         self._classic().call("alipay.trade.close", {"out_trade_no": out_trade_no}, lambda body: None)
+
+    # -- classic pre-authorisation (§8.3) --------------------------------------------------------
+
+    def freeze_order_str(
+        self,
+        *,
+        out_order_no: str,
+        out_request_no: str,
+        amount: Money,
+        title: str,
+        pay_timeout: str,
+        notify_url: str = "",
+    ) -> str:
+        """The signed orderStr of ``alipay.fund.auth.order.app.freeze`` (``PRE_AUTH_ONLINE``) for
+        ``my.tradePay({orderStr})``; no HTTP. ``pay_timeout`` is from ``1m`` to ``15d`` (whole m, h or d; else
+        ``ValueError``), two-decimal currencies only, ``trans_currency`` unless CNY. No ``payee_user_id``: the
+        docs need it only for Huabei, the payee defaults to the app's account. The ``fund_auth_freeze``
+        notification (with ``notify_url``) or ``auth_query`` tells the ``auth_no``."""
+        biz = {
+            "out_order_no": out_order_no,
+            "out_request_no": out_request_no,
+            "order_title": title,
+            "amount": classic_amount(amount),
+            "product_code": "PRE_AUTH_ONLINE",
+            "pay_timeout": checked_pay_timeout(pay_timeout),
+            **trans_currency(amount),
+        }
+        return self._classic().order_str("alipay.fund.auth.order.app.freeze", biz, notify_url=notify_url)
+
+    def auth_query(self, *, out_order_no: str, out_request_no: str) -> ClassicAuthorization:
+        """``alipay.fund.auth.operation.detail.query`` of the freeze: its state and totals. A freeze whose
+        orderStr was never opened is ``AUTH_ORDER_NOT_EXIST``."""
+        biz = {"out_order_no": out_order_no, "out_request_no": out_request_no}
+        return self._classic().call("alipay.fund.auth.operation.detail.query", biz, ClassicAuthorization.parse)
+
+    def auth_capture(
+        self, *, auth_no: str, out_trade_no: str, amount: Money, subject: str, complete: bool
+    ) -> ClassicTrade:
+        """``alipay.trade.pay`` from a pre-authorisation's frozen money: a new paid trade (query and refund it as
+        any trade). ``complete`` (``auth_confirm_mode=COMPLETE``) gives the rest back to the payer; otherwise it
+        stays frozen. ``out_trade_no`` makes retries idempotent. Refusals: ``ACQ.AUTH_AMOUNT_NOT_ENOUGH`` (above
+        what is frozen), ``ACQ.AUTH_NO_ERROR`` (finished, closed or expired)."""
+        biz = {
+            "out_trade_no": out_trade_no,
+            "product_code": "PRE_AUTH_ONLINE",
+            "auth_no": auth_no,
+            "total_amount": classic_amount(amount),
+            "subject": subject,
+            "auth_confirm_mode": "COMPLETE" if complete else "NOT_COMPLETE",
+            **trans_currency(amount),
+        }
+        return self._classic().call("alipay.trade.pay", biz, lambda body: ClassicTrade.parse_pay(body, amount=amount))
+
+    def auth_unfreeze(self, *, auth_no: str, out_request_no: str, amount: Money, remark: str) -> ClassicUnfreeze:
+        """``alipay.fund.auth.order.unfreeze``: give part or all of what is frozen back to the payer;
+        ``out_request_no`` (with the same amount) makes retries idempotent. Refusals: ``REQUEST_AMOUNT_EXCEED``,
+        ``ORDER_ALREADY_FINISH``, ``ORDER_ALREADY_CLOSED``. The answer has no rest: ``auth_query`` tells it."""
+        biz = {"auth_no": auth_no, "out_request_no": out_request_no, "amount": classic_amount(amount), "remark": remark}
+        return self._classic().call(
+            "alipay.fund.auth.order.unfreeze",
+            biz,
+            lambda body: ClassicUnfreeze.parse(body, out_request_no=out_request_no, amount=amount),
+        )
 
     def _classic(self) -> ClassicGateway:
         return ClassicGateway(self.config, self._http)

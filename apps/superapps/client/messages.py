@@ -1,5 +1,5 @@
 """Typed messages of the super app's OpenAPI, in API version v1 and v2 (protocol sections 3, 4 and 7), and the
-answers of its classic gateway (section 8).
+answers of its classic gateway (section 8), pre-authorisation included.
 
 Requests know how to render their JSON body for a version; responses and notifications parse defensively
 (``MessageError`` for a body that does not have the documented shape).
@@ -87,8 +87,10 @@ class PayRequest:
     redirect_url: str | None = None
     expiry_time: str | None = None
     merchant_display_name: str | None = None
+    authorization: bool = False  # paymentFactor.isAuthorizationPayment: authorise now, capture later
 
     def body(self, *, version: ApiVersion, app_id: str, partner_id: str | None, site_name: str | None) -> dict:
+        authorization = {"isAuthorizationPayment": True} if self.authorization else {}
         if version is ApiVersion.V1:
             body = {
                 "partnerId": partner_id,
@@ -96,7 +98,7 @@ class PayRequest:
                 "paymentRequestId": self.payment_request_id,
                 "paymentOrderTitle": self.order_description,
                 "paymentAmount": self.amount.to_wire(),
-                "paymentFactor": {"isCashierPayment": True},
+                "paymentFactor": {"isCashierPayment": True, **authorization},
                 "paymentNotifyUrl": self.notify_url,
                 "paymentReturnUrl": self.redirect_url,
                 "paymentExpiryTime": self.expiry_time,
@@ -110,6 +112,7 @@ class PayRequest:
                 "paymentRequestId": self.payment_request_id,
                 "paymentAmount": self.amount.to_wire(),
                 "order": self._order(),
+                "paymentFactor": authorization or None,
                 "paymentNotifyUrl": self.notify_url,
                 "paymentRedirectUrl": self.redirect_url,
                 "paymentExpiryTime": self.expiry_time,
@@ -133,6 +136,7 @@ class PayResponse:
     payment_id: str
     payment_url: str | None
     payment_time: str | None
+    auth_expiry_time: str | None = None  # an authorization's, when the wallet says it up front
 
     @classmethod
     def parse(cls, body: dict) -> PayResponse:
@@ -144,6 +148,7 @@ class PayResponse:
             payment_id=_text(body, "paymentId"),
             payment_url=url,
             payment_time=_text(body, "paymentTime", required=False),
+            auth_expiry_time=_text(body, "authExpiryTime", required=False),
         )
 
 
@@ -158,13 +163,27 @@ class PaymentStatus(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
+class CaptureRecord:
+    """One successful capture of an authorization, as ``inquiryPayment`` lists it in ``transactions``."""
+
+    capture_id: str
+    capture_request_id: str | None
+    amount: Money
+    capture_time: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class PaymentInquiry:
+    """For an authorization, ``SUCCESS`` means authorised; what was captured is in ``captures``."""
+
     payment_id: str | None
     payment_request_id: str | None
     status: PaymentStatus
     amount: Money | None
     payment_time: str | None
     fail_reason: str | None
+    auth_expiry_time: str | None = None
+    captures: tuple[CaptureRecord, ...] = ()
 
     @classmethod
     def parse(cls, body: dict) -> PaymentInquiry:
@@ -176,6 +195,47 @@ class PaymentInquiry:
             amount=_money(body, "paymentAmount", required=False),
             payment_time=_text(body, "paymentTime", required=False),
             fail_reason=_text(body, "paymentFailReason", required=False),
+            auth_expiry_time=_text(body, "authExpiryTime", required=False),
+            captures=_captures(body.get("transactions")),
+        )
+
+
+def _captures(transactions: object) -> tuple[CaptureRecord, ...]:
+    """The successful CAPTURE entries of ``transactions`` (refunds and the rest are other stories)."""
+    if transactions is None:
+        return ()
+    if not isinstance(transactions, list) or not all(isinstance(entry, dict) for entry in transactions):
+        raise MessageError("transactions is not a list of objects")
+    return tuple(
+        CaptureRecord(
+            capture_id=_text(entry, "transactionId"),
+            capture_request_id=_text(entry, "transactionRequestId", required=False),
+            amount=_money(entry, "transactionAmount"),
+            capture_time=_text(entry, "transactionTime", required=False),
+        )
+        for entry in transactions
+        if entry.get("transactionType") == "CAPTURE" and entry.get("transactionStatus") == "SUCCESS"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureResult:
+    """``payments/capture`` that succeeded."""
+
+    capture_request_id: str
+    capture_id: str
+    payment_id: str
+    amount: Money
+    capture_time: str | None
+
+    @classmethod
+    def parse(cls, body: dict) -> CaptureResult:
+        return cls(
+            capture_request_id=_text(body, "captureRequestId"),
+            capture_id=_text(body, "captureId"),
+            payment_id=_text(body, "paymentId"),
+            amount=_money(body, "captureAmount"),
+            capture_time=_text(body, "captureTime", required=False),
         )
 
 
@@ -368,7 +428,7 @@ class ClassicTradeStatus(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class ClassicTrade:
-    """``alipay.trade.query``."""
+    """``alipay.trade.query``, or the trade ``alipay.trade.pay`` made from a pre-authorisation."""
 
     trade_no: str
     out_trade_no: str
@@ -387,6 +447,22 @@ class ClassicTrade:
             amount=_major_money(body, "total_amount", _classic_currency(body, "trans_currency")),
             buyer_id=_text(body, "buyer_user_id", required=False),
             paid_at=_text(body, "send_pay_date", required=False),
+        )
+
+    @classmethod
+    def parse_pay(cls, body: dict, *, amount: Money) -> ClassicTrade:
+        """``alipay.trade.pay`` answers ``10000`` only for a paid trade, and names no status; its amount must
+        be the one asked for."""
+        paid = _major_money(body, "total_amount", _classic_currency(body, "trans_currency"))
+        if paid != amount:
+            raise MessageError(f"total_amount {paid} is not the {amount} asked for")
+        return cls(
+            trade_no=_text(body, "trade_no"),
+            out_trade_no=_text(body, "out_trade_no"),
+            status=ClassicTradeStatus.TRADE_SUCCESS,
+            amount=paid,
+            buyer_id=_text(body, "buyer_user_id", required=False),
+            paid_at=_text(body, "gmt_payment", required=False),
         )
 
 
@@ -432,6 +508,81 @@ class ClassicRefund:
             refunded_total=None,
             fund_change=None,
             refunded_at=_text(body, "gmt_refund_pay", required=False),
+        )
+
+
+# --- classic pre-authorisation (§8.3): detail query, unfreeze ------------------------------------
+
+
+class ClassicAuthStatus(enum.StrEnum):
+    """``order_status`` of a pre-authorisation."""
+
+    INIT = "INIT"  # the user has not authorised it (yet)
+    AUTHORIZED = "AUTHORIZED"  # money frozen: capture or unfreeze it
+    FINISH = "FINISH"  # paid from, nothing left frozen
+    CLOSED = "CLOSED"  # expired, or unfrozen in full
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicAuthorization:
+    """``alipay.fund.auth.operation.detail.query`` of the freeze operation. ``unfrozen`` is worked out (the
+    answer has no such total): what was frozen, less what was captured and what is still frozen."""
+
+    auth_no: str
+    out_order_no: str
+    status: ClassicAuthStatus
+    amount: Money  # asked to freeze
+    frozen: Money  # total_freeze_amount: frozen once authorised (zero before)
+    rest: Money  # rest_amount: still frozen
+    captured: Money  # total_pay_amount
+    unfrozen: Money  # given back to the payer (unfreezes, a COMPLETE capture's rest, expiry)
+    payer_id: str | None
+    authorized_at: str | None  # gmt_trans of the freeze, Beijing time
+
+    @classmethod
+    def parse(cls, body: dict) -> ClassicAuthorization:
+        currency = _classic_currency(body, "trans_currency")
+        frozen, captured, rest = (
+            _major_money(body, key, currency) for key in ("total_freeze_amount", "total_pay_amount", "rest_amount")
+        )
+        unfrozen = frozen.value - captured.value - rest.value
+        if unfrozen < 0:
+            raise MessageError("total_pay_amount and rest_amount exceed total_freeze_amount")
+        return cls(
+            auth_no=_text(body, "auth_no"),
+            out_order_no=_text(body, "out_order_no"),
+            status=_enum(ClassicAuthStatus, body, "order_status"),
+            amount=_major_money(body, "amount", currency),
+            frozen=frozen,
+            rest=rest,
+            captured=captured,
+            unfrozen=Money(unfrozen, currency),
+            payer_id=_text(body, "payer_user_id", required=False),
+            authorized_at=_text(body, "gmt_trans", required=False),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicUnfreeze:
+    """``alipay.fund.auth.order.unfreeze``. The answer carries no rest_amount; ``auth_query`` tells it."""
+
+    auth_no: str
+    out_request_no: str
+    operation_id: str
+    amount: Money
+    unfrozen_at: str | None  # gmt_trans, Beijing time
+
+    @classmethod
+    def parse(cls, body: dict, *, out_request_no: str, amount: Money) -> ClassicUnfreeze:
+        unfrozen = _major_money(body, "amount", amount.currency)
+        if _text(body, "out_request_no") != out_request_no or unfrozen != amount:
+            raise MessageError("the answer is not about this unfreeze")
+        return cls(
+            auth_no=_text(body, "auth_no"),
+            out_request_no=out_request_no,
+            operation_id=_text(body, "operation_id"),
+            amount=unfrozen,
+            unfrozen_at=_text(body, "gmt_trans", required=False),
         )
 
 
