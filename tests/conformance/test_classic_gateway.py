@@ -38,6 +38,19 @@ def sdk_call(peer, live_server, keys: dict, api: str, **kwargs) -> dict:
     )
 
 
+def our_config(live_server, merchant_keys, sandbox_public_pem: str) -> WalletConfig:
+    """Our client as the merchant registered with the sandbox, classic gateway included."""
+    return WalletConfig(
+        base_url=f"{live_server.url}/sandbox",
+        api_version=ApiVersion.V2,
+        client_id=SANDBOX_CLIENT_ID,
+        private_key_pem=merchant_keys.private_pem,
+        wallet_public_key_pem=sandbox_public_pem,
+        classic_gateway_url=f"{live_server.url}/sandbox/gateway.do",
+        classic_app_id=SANDBOX_CLASSIC_APP_ID,
+    )
+
+
 def paid_trade(peer, live_server, keys: dict, out_trade_no: str, total_amount: str) -> None:
     """An orderStr from the SDK's ``client_api``, opened at the sandbox cashier and paid there by alice."""
     order_str = peer(
@@ -126,15 +139,7 @@ def test_our_gateway_request_verifies_with_python_alipay_sdk(peer, live_server, 
     keys = sdk_keys(merchant_keys, sandbox_public_pem)
     paid_trade(peer, live_server, keys, "T-SDK-2", "0.99")
     sent: list[bytes] = []
-    config = WalletConfig(
-        base_url=f"{live_server.url}/sandbox",
-        api_version=ApiVersion.V2,
-        client_id=SANDBOX_CLIENT_ID,
-        private_key_pem=merchant_keys.private_pem,
-        wallet_public_key_pem=sandbox_public_pem,
-        classic_gateway_url=f"{live_server.url}/sandbox/gateway.do",
-        classic_app_id=SANDBOX_CLASSIC_APP_ID,
-    )
+    config = our_config(live_server, merchant_keys, sandbox_public_pem)
 
     with httpx.Client(timeout=10, event_hooks={"request": [lambda request: sent.append(request.read())]}) as http:
         trade = WalletClient(config, http=http).trade_query(out_trade_no="T-SDK-2")

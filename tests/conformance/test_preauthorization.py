@@ -17,10 +17,9 @@ import httpx
 import pytest
 
 from apps.core.money import Money
-from apps.superapps.client.client import WalletClient, WalletConfig
-from apps.superapps.client.messages import ApiVersion, ClassicTradeStatus
-from tests.conformance.conftest import SANDBOX_CLASSIC_APP_ID, SANDBOX_CLIENT_ID
-from tests.conformance.test_classic_gateway import sdk_call, sdk_keys
+from apps.superapps.client.client import WalletClient
+from apps.superapps.client.messages import ClassicTradeStatus
+from tests.conformance.test_classic_gateway import our_config, sdk_call, sdk_keys
 from tests.sandbox.conftest import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -153,15 +152,7 @@ def test_our_freeze_order_str_and_capture_request_verify_with_python_alipay_sdk(
     peer, live_server, merchant_keys, sandbox_public_pem
 ):
     keys = sdk_keys(merchant_keys, sandbox_public_pem)
-    config = WalletConfig(
-        base_url=f"{live_server.url}/sandbox",
-        api_version=ApiVersion.V2,
-        client_id=SANDBOX_CLIENT_ID,
-        private_key_pem=merchant_keys.private_pem,
-        wallet_public_key_pem=sandbox_public_pem,
-        classic_gateway_url=f"{live_server.url}/sandbox/gateway.do",
-        classic_app_id=SANDBOX_CLASSIC_APP_ID,
-    )
+    config = our_config(live_server, merchant_keys, sandbox_public_pem)
     sent: list[bytes] = []
     with httpx.Client(timeout=10, event_hooks={"request": [lambda request: sent.append(request.read())]}) as http:
         client = WalletClient(config, http=http)
