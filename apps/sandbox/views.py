@@ -260,7 +260,7 @@ def cashier(request: HttpRequest, payment_id: str) -> HttpResponse:
     """GET shows the cashier; a POST (CSRF-protected) presses ``action=pay`` or ``action=cancel``."""
     payment = _payment_or_404(payment_id)
     if request.method == "GET":
-        return _cashier_page(request, payment)
+        return _cashier_page(request, services.payment_expire_if_due(payment=payment))
     action = request.POST.get("action")
     if action == "cancel":  # the user backs out: the payment stays payable, the mini program hears 6001
         return _back_to_merchant(request, payment.redirect_url, CANCELLED)
@@ -331,7 +331,7 @@ def tradepay(request: HttpRequest) -> HttpResponse:
         order = services.classic_order_open(client=client, request=order_request, fingerprint=content)
     except WalletError as error:
         return render(request, "sandbox/error.html", {"error": error}, status=400)
-    return _classic_page(request, order)
+    return _classic_page(request, services.classic_auth_expire_if_due(order=order))
 
 
 @require_POST

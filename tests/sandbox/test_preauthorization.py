@@ -356,6 +356,14 @@ def test_the_sweep_ends_expired_freezes_without_anyone_asking(caller, merchant_k
     assert balances() == (ALICE_START, 0)
 
 
+def test_the_page_of_an_expired_authorised_freeze_shows_it_closed(caller, merchant_key):
+    freeze(caller, merchant_key)
+    with time_machine.travel(timezone.now() + dt.timedelta(days=2, minutes=1)):
+        page = open_tradepay(caller, order_str(merchant_key, FREEZE, freeze_biz()))
+    assert "This order is closed." in page.text
+    assert balances() == (ALICE_START, 0)
+
+
 # --- Classic: notifications and faults -----------------------------------------------------------
 
 
@@ -617,6 +625,8 @@ def test_an_authorization_never_captured_ends_cancelled_when_it_expires(wallet):
         assert usd() == (ALICE_START, 0)
         assert wallet.inquire(payment_id)["paymentStatus"] == "CANCELLED"
         assert wallet.capture(payment_id).result["resultCode"] == "AUTH_EXPIRED"
+        page = wallet.caller.http.get(f"{wallet.caller.base_url}/sandbox/cashier/{payment_id}")
+        assert "This payment was cancelled." in page.text
 
 
 @pytest.mark.parametrize(("fault", "status_code", "processed"), [("result_u", 200, True), ("http_500", 500, False)])
