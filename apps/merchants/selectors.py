@@ -46,6 +46,7 @@ def wallet_credential_for(*, merchant: Merchant, super_app: SuperApp) -> WalletC
     """The merchant's own credentials at ``super_app``, else its ISV's default ones."""
     own = merchant.wallet_credentials.filter(super_app=super_app).first()
     if own is not None:
+        own.super_app = super_app  # the caller's, already loaded
         return own
     shared = merchant.isv.wallet_credentials.filter(super_app=super_app, merchant__isnull=True).first()
     if shared is None:
@@ -53,6 +54,7 @@ def wallet_credential_for(*, merchant: Merchant, super_app: SuperApp) -> WalletC
             "merchants.no_wallet_credential",
             f"Neither the merchant nor its ISV has credentials for the super app {super_app.code!r}.",
         )
+    shared.super_app = super_app  # the caller's, already loaded
     return shared
 
 
@@ -87,15 +89,18 @@ def ensure_merchant_may_take_payments(*, merchant: Merchant, super_app: SuperApp
     Raises ``merchants.license_not_verified`` or ``merchants.license_expired``; the caller must not have
     contacted the wallet yet.
     """
-    registration = merchant.registrations.filter(super_app=super_app).first()
-    status = registration.status if registration else RegistrationStatus.DRAFT
+    # One query on every order: the registration and the license's expiry together.
+    status, expiry_date = (
+        merchant.registrations.filter(super_app=super_app)
+        .values_list("status", "merchant__business_license__expiry_date")
+        .first()
+    ) or (RegistrationStatus.DRAFT, None)
     if status != RegistrationStatus.VERIFIED:
         raise ApplicationError(
             "merchants.license_not_verified",
             f"{super_app.name} has not verified this merchant's business license (status: {status}).",
         )
-    business_license = business_license_of(merchant=merchant)
-    if business_license is None or business_license.expiry_date < timezone.localdate():
+    if expiry_date is None or expiry_date < timezone.localdate():
         raise ApplicationError("merchants.license_expired", "The merchant's business license has expired.")
 
 

@@ -47,14 +47,10 @@ def order_get(*, principal: Principal, order_id: str) -> Order:
 def mini_program_for_order(*, principal: Principal, app_id: str | None) -> MiniProgram:
     """The mini program an order is for: the one named by ``app_id`` among the principal's, or a user
     session's own (naming another is refused). Request-body values: unknown is a 400 naming the field."""
+    mini_programs = MiniProgram.objects.select_related("merchant", "super_app")
     if principal.is_user_session:
-        mini_program = (
-            MiniProgram.objects.unscoped()
-            .select_related("merchant", "super_app")
-            .get(
-                pk=principal.mini_program_id  # from the session the principal was authenticated by
-            )
-        )
+        # The session's own, by the id its (authenticated) session carries.
+        mini_program = mini_programs.unscoped().get(pk=principal.mini_program_id)
         if app_id is not None and app_id != mini_program.app_id:
             raise ApplicationError(
                 "sessions.other_mini_program", "This session belongs to another mini program.", attr="mini_program"
@@ -62,9 +58,7 @@ def mini_program_for_order(*, principal: Principal, app_id: str | None) -> MiniP
         return mini_program
     if app_id is None:
         raise ApplicationError("validation.required", "Name the mini program (its appId).", attr="mini_program")
-    mini_program = (
-        MiniProgram.objects.visible_to(principal).select_related("merchant", "super_app").filter(app_id=app_id).first()
-    )
+    mini_program = mini_programs.visible_to(principal).filter(app_id=app_id).first()
     if mini_program is None:
         raise ApplicationError("validation.does_not_exist", f"No mini program {app_id!r}.", attr="mini_program")
     return mini_program
@@ -72,7 +66,12 @@ def mini_program_for_order(*, principal: Principal, app_id: str | None) -> MiniP
 
 def trade_pay_of(order: Order) -> dict[str, str]:
     """The object for ``my.tradePay`` while the order awaits the user (``order_list`` prefetches it), else ``{}``."""
-    pending = next(iter(order.pending_payments), None) if order.status == OrderStatus.PENDING else None
+    if order.status != OrderStatus.PENDING:
+        return {}
+    pending_payments = getattr(order, "pending_payments", None)
+    if pending_payments is None:  # an order fresh from a service, not from order_list
+        pending_payments = order.payments.filter(status=PaymentStatus.PENDING)
+    pending = next(iter(pending_payments), None)
     if pending is None:
         return {}
     if pending.order_str:

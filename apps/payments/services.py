@@ -47,11 +47,28 @@ CLASSIC_TRADE_STATUS = {
 }
 
 
-def _transition(*, model, instance, table: dict, to: str, source: str, reason: str = "", **changes):
+def _transition(
+    *, model, instance, table: dict, to: str, source: str, reason: str = "", expected: str | None = None, **changes
+):
     """Move ``instance`` to ``to`` under a row lock if the table allows it, and record the event.
 
-    Being in ``to`` already is success. Returns the locked, updated row.
+    Being in ``to`` already is success. Returns the locked, updated row. With ``expected`` (the status the
+    caller believes the row is in) the lock is the conditional ``UPDATE`` itself, one statement fewer on
+    hot paths; if the row has moved meanwhile, the general path decides.
     """
+    if expected is not None and to in table[expected]:
+        now = timezone.now()
+        moved = (
+            model.objects.unscoped()
+            .filter(pk=instance.pk, status=expected)
+            .update(status=to, updated_at=now, **changes)
+        )
+        if moved:
+            _record_event(model=model, row=instance, from_status=expected, to=to, source=source, reason=reason)
+            instance.status, instance.updated_at = to, now
+            for name, value in changes.items():
+                setattr(instance, name, value)
+            return instance
     locked = model.objects.unscoped().select_for_update().get(pk=instance.pk)
     if locked.status == to:
         return locked
@@ -60,24 +77,27 @@ def _transition(*, model, instance, table: dict, to: str, source: str, reason: s
             "payments.invalid_transition",
             f"The {model._meta.verbose_name} is {locked.status} and cannot become {to}.",
         )
-    order = locked if model is Order else locked.order
-    PaymentEvent.objects.create(
-        isv_id=locked.isv_id,
-        merchant_id=locked.merchant_id,
-        order=order,
-        payment=locked if model is Payment else None,
-        refund=locked if model is Refund else None,
-        subject=model._meta.model_name,
-        from_status=locked.status,
-        to_status=to,
-        source=source,
-        reason=reason[:500],
-    )
+    _record_event(model=model, row=locked, from_status=locked.status, to=to, source=source, reason=reason)
     locked.status = to
     for name, value in changes.items():
         setattr(locked, name, value)
     locked.save(update_fields=["status", "updated_at", *changes])
     return locked
+
+
+def _record_event(*, model, row, from_status: str, to: str, source: str, reason: str) -> None:
+    PaymentEvent.objects.create(
+        isv_id=row.isv_id,
+        merchant_id=row.merchant_id,
+        order_id=row.pk if model is Order else row.order_id,
+        payment=row if model is Payment else None,
+        refund=row if model is Refund else None,
+        subject=model._meta.model_name,
+        from_status=from_status,
+        to_status=to,
+        source=source,
+        reason=reason[:500],
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,9 +187,13 @@ def order_create(
             "payments.reference_taken", f"An order with reference {reference!r} exists already.", attr="reference"
         ) from None
     if mode == TradePayMode.ORDER_STR:
-        _hand_out_order_str(client=client, payment=payment, order=order)
+        awaiting = _hand_out_order_str(client=client, payment=payment, order=order)
     else:
-        _send_pay(client=client, payment=payment, order=order)
+        awaiting = _send_pay(client=client, payment=payment, order=order)
+    if awaiting is None:
+        order.refresh_from_db()  # failed or processing: the transitions moved the order too
+    # As ``selectors.order_list`` reads it, so the response needs no query of its own.
+    order.pending_payments = [awaiting] if awaiting is not None else []
     return order
 
 
@@ -222,7 +246,9 @@ def _check_amount(*, mini_program: MiniProgram, amount: Money) -> None:
         )
 
 
-def _send_pay(*, client, payment: Payment, order: Order) -> None:
+def _send_pay(*, client, payment: Payment, order: Order) -> Payment | None:
+    """Call ``payments/pay`` and apply the answer: the payment if it now awaits the user (the order then
+    unchanged), else ``None``."""
     mini_program = order.mini_program
     request = messages.PayRequest(
         payment_request_id=payment.payment_request_id,
@@ -239,35 +265,38 @@ def _send_pay(*, client, payment: Payment, order: Order) -> None:
         _payment_failed(
             payment=payment, code=failure.result_code, reason=failure.result_message, source="wallet_response"
         )
+        return None
     except WalletUnknownOutcome as unknown:
         _payment_unknown(payment=payment, reason=unknown.reason, source="wallet_response")
-    else:
-        with transaction.atomic():
-            _transition(
-                model=Payment,
-                instance=payment,
-                table=transitions.PAYMENT,
-                to=PaymentStatus.PENDING,
-                source="wallet_response",
-                wallet_payment_id=response.payment_id,
-                payment_url=response.payment_url or "",
-            )
+        return None
+    with transaction.atomic():
+        return _transition(
+            model=Payment,
+            instance=payment,
+            table=transitions.PAYMENT,
+            to=PaymentStatus.PENDING,
+            source="wallet_response",
+            expected=PaymentStatus.INITIATED,
+            wallet_payment_id=response.payment_id,
+            payment_url=response.payment_url or "",
+        )
 
 
 @transaction.atomic
-def _hand_out_order_str(*, client, payment: Payment, order: Order) -> None:
+def _hand_out_order_str(*, client, payment: Payment, order: Order) -> Payment:
     order_str = client.trade_pay_order_str(
         out_trade_no=payment.payment_request_id,
         amount=Money(order.amount, order.currency),
         subject=order.description,
         time_expire=order.expires_at,
     )
-    _transition(
+    return _transition(
         model=Payment,
         instance=payment,
         table=transitions.PAYMENT,
         to=PaymentStatus.PENDING,
         source="order_str",
+        expected=PaymentStatus.INITIATED,
         order_str=order_str,
     )
 

@@ -31,9 +31,9 @@ KEYS_AND_SESSIONS = API_KEY_PRINCIPALS | {PrincipalKind.MINI_PROGRAM_USER}
 class OrderApi(TenantApiView):
     allowed_principals = KEYS_AND_SESSIONS
 
-    def order_response(self, order_id: str, *, status_code: int = status.HTTP_200_OK) -> Response:
-        order = selectors.order_get(principal=self.principal, order_id=order_id)
-        return Response(OrderOutputSerializer(order).data, status=status_code)
+    def order_response(self, order_id: str) -> Response:
+        """The order as it is stored now."""
+        return Response(OrderOutputSerializer(selectors.order_get(principal=self.principal, order_id=order_id)).data)
 
 
 class OrderCollectionApi(OrderApi):
@@ -76,7 +76,7 @@ class OrderCollectionApi(OrderApi):
             expires_in=datetime.timedelta(seconds=expires_in) if expires_in else None,
             wallet_user_id=self.principal.wallet_user_id,
         )
-        return self.order_response(order.public_id, status_code=status.HTTP_201_CREATED)
+        return Response(OrderOutputSerializer(order).data, status=status.HTTP_201_CREATED)
 
 
 class OrderDetailApi(OrderApi):
