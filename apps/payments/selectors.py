@@ -1,5 +1,7 @@
 """Reads for orders. Missing and not-yours raise the same ``NotFoundError``."""
 
+import datetime
+
 from django.db.models import Prefetch, QuerySet
 
 from apps.core.errors import ApplicationError, NotFoundError
@@ -10,7 +12,13 @@ from .models import Order, OrderStatus, Payment, PaymentStatus, Refund
 
 
 def order_list(
-    *, principal: Principal, status: str | None = None, mini_program: str | None = None, reference: str | None = None
+    *,
+    principal: Principal,
+    status: str | None = None,
+    mini_program: str | None = None,
+    reference: str | None = None,
+    created_after: datetime.datetime | None = None,
+    created_before: datetime.datetime | None = None,
 ) -> QuerySet[Order]:
     orders = (
         Order.objects.visible_to(principal)
@@ -29,6 +37,10 @@ def order_list(
         orders = orders.filter(mini_program__app_id=mini_program)
     if reference:
         orders = orders.filter(reference=reference)
+    if created_after:
+        orders = orders.filter(created_at__gte=created_after)
+    if created_before:
+        orders = orders.filter(created_at__lt=created_before)
     return orders
 
 

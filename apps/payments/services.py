@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from ulid import ULID
 
-from apps.core.errors import ApplicationError, ConflictError
+from apps.core.errors import ApplicationError, ConflictError, UpstreamUnavailableError
 from apps.core.money import Money, currency_exponent
 from apps.core.services import claim_due
 from apps.core.tenancy import Principal
@@ -638,45 +638,87 @@ def order_cancel(*, order: Order, source: str = "api") -> Order:
     """Close an unpaid order, cancelling its payment at the wallet when one exists there.
 
     A paid order is refused (``payments.order_already_paid``: refund it instead); a closed one is returned
-    as it is. If the wallet says the payment succeeded meanwhile, the order becomes paid, not closed.
-    Raises ``payments.cancel_refused`` and ``payments.cancel_outcome_unknown`` (retry).
+    as it is. The status is read again just before the wallet is asked. If the wallet says the payment
+    succeeded meanwhile, the order becomes paid, not closed; if a cancel went through on a payment that had
+    succeeded (a void gives the money back), the order becomes refunded. An orderStr the user has not opened
+    cannot be closed at the wallet yet and stays payable until it expires: ``payments.order_str_not_opened``.
+    Raises ``payments.cancel_refused`` and ``payments.cancel_outcome_unknown`` (503: retry).
     """
+    order = (
+        Order.objects.unscoped()
+        .select_related("mini_program__super_app", "mini_program__merchant")
+        .get(
+            pk=order.pk  # as stored now, not as the caller read it
+        )
+    )
     if order.status == OrderStatus.CLOSED:
         return order
     if order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
         raise ConflictError("payments.order_already_paid", f"The order is {order.status}; refund it instead.")
     payment = order.payments.exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED]).first()
     if payment is not None and payment.status != PaymentStatus.INITIATED:
-        client = wallet_client_of(order.mini_program)
-        try:
-            if payment.trade_pay_mode == TradePayMode.ORDER_STR:
-                client.trade_close(out_trade_no=payment.payment_request_id)
-            else:
-                client.cancel(payment_request_id=payment.payment_request_id)
-        except WalletBusinessFailure as failure:
-            if failure.result_code not in NOT_FOUND_CODES:
-                refreshed = order_refresh(order=order)
-                if refreshed.status == OrderStatus.PAID:
-                    raise ConflictError("payments.order_already_paid", "The order was paid meanwhile.") from None
-                raise ConflictError(
-                    "payments.cancel_refused", f"The super app refused to cancel: {failure.result_code}."
-                ) from None
-        except WalletUnknownOutcome as unknown:
-            raise ConflictError(
-                "payments.cancel_outcome_unknown",
-                f"The super app did not confirm the cancel ({unknown.reason}); retry.",
-            ) from None
+        _cancel_at_wallet(order=order, payment=payment)
     with transaction.atomic():
         if payment is not None:
+            locked = Payment.objects.unscoped().select_for_update().get(pk=payment.pk)
+            if locked.status == PaymentStatus.SUCCEEDED:
+                return _voided_after_payment(order=order, source=source)
             _transition(
                 model=Payment,
-                instance=payment,
+                instance=locked,
                 table=transitions.PAYMENT,
                 to=PaymentStatus.CANCELLED,
                 source=source,
                 next_inquiry_at=None,
             )
         return _transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
+
+
+def _cancel_at_wallet(*, order: Order, payment: Payment) -> None:
+    client = wallet_client_of(order.mini_program)
+    is_order_str = payment.trade_pay_mode == TradePayMode.ORDER_STR
+    try:
+        if is_order_str:
+            client.trade_close(out_trade_no=payment.payment_request_id)
+        else:
+            client.cancel(payment_request_id=payment.payment_request_id)
+    except WalletBusinessFailure as failure:
+        if failure.result_code in NOT_FOUND_CODES:
+            # The wallet has nothing to cancel. For an orderStr that only means the user has not opened it yet:
+            # the signed string stays payable until it expires.
+            if is_order_str and timezone.now() < order.expires_at:
+                raise ConflictError(
+                    "payments.order_str_not_opened",
+                    f"The user has not opened this orderStr, so the super app cannot close it yet; it can be paid "
+                    f"until {order.expires_at.isoformat(timespec='seconds')} and closes by itself then.",
+                ) from None
+            return
+        refreshed = order_refresh(order=order)
+        if refreshed.status == OrderStatus.PAID:
+            raise ConflictError("payments.order_already_paid", "The order was paid meanwhile.") from None
+        raise ConflictError(
+            "payments.cancel_refused", f"The super app refused to cancel: {failure.result_code}."
+        ) from None
+    except WalletUnknownOutcome as unknown:
+        raise UpstreamUnavailableError(
+            "payments.cancel_outcome_unknown",
+            f"The super app did not confirm the cancel ({unknown.reason}); retry.",
+        ) from None
+
+
+def _voided_after_payment(*, order: Order, source: str) -> Order:
+    """A cancel the wallet confirmed for a payment recorded as paid meanwhile: the wallet gave the money back."""
+    order = Order.objects.unscoped().select_for_update().get(pk=order.pk)
+    logger.error("order %s: cancelled at the wallet after it was paid; the money went back to the user", order)
+    return _transition(
+        model=Order,
+        instance=order,
+        table=transitions.ORDER,
+        to=OrderStatus.REFUNDED,
+        source=source,
+        reason="cancelled at the wallet after it was paid: the money went back to the user",
+        refunded_amount=order.amount,
+    )
 
 
 # --- periodic resolution ---------------------------------------------------------------------------

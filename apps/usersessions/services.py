@@ -8,7 +8,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -63,19 +63,13 @@ def session_start(*, mini_program: MiniProgram, auth_code: str) -> OpenedSession
 @transaction.atomic
 def session_open(*, mini_program: MiniProgram, grant: messages.AccessToken) -> OpenedSession:
     """A session for the user the super app granted access for (``applyToken``'s answer)."""
-    wallet_user = (
-        WalletUser.objects.unscoped()
-        .select_for_update()
-        .filter(merchant_id=mini_program.merchant_id, mini_program=mini_program, customer_id=grant.customer_id)
-        .first()
-    )
-    if wallet_user is None:
-        wallet_user = WalletUser(
-            isv_id=mini_program.isv_id,
-            merchant_id=mini_program.merchant_id,
-            mini_program=mini_program,
-            customer_id=grant.customer_id,
-        )
+    lookup = {"merchant_id": mini_program.merchant_id, "mini_program": mini_program, "customer_id": grant.customer_id}
+    try:
+        with transaction.atomic():  # a savepoint: two first sessions of one user may race to create the row
+            WalletUser.objects.unscoped().get_or_create(**lookup, defaults={"isv_id": mini_program.isv_id})
+    except IntegrityError:
+        pass  # the other one created it
+    wallet_user = WalletUser.objects.unscoped().select_for_update().get(**lookup)
     wallet_user.seal("access_token_ciphertext", grant.access_token.encode())
     wallet_user.seal("refresh_token_ciphertext", (grant.refresh_token or "").encode())
     wallet_user.access_token_expires_at = (

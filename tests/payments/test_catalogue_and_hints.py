@@ -65,24 +65,22 @@ def test_more_than_the_super_apps_limit_is_refused_before_the_wallet(world, api,
     assert _order(api, world, amount=100_01, currency="EUR").status_code == 201  # no EUR limit
 
 
-def test_a_client_result_is_a_hint_that_makes_the_platform_ask(world, api, shop):
+@pytest.mark.parametrize("asking", ["9000", "8000", "6004", "6002"])
+def test_a_client_result_is_a_hint_that_makes_the_platform_ask(world, api, shop, asking):
     body = _order(api, world).json()
     client = api.as_key(world.a.merchants[0].key)
     claimed = client.post(f"/api/v1/orders/{body['id']}/client-result", {"result_code": "9000"}, format="json")
     assert claimed.json()["status"] == "pending"  # the wallet says unpaid: the client's word changes nothing
 
     _pay_at_cashier(body["trade_pay"]["paymentUrl"])
-    cancelled = client.post(f"/api/v1/orders/{body['id']}/client-result", {"result_code": "6001"}, format="json")
-    assert cancelled.json()["status"] == "pending"  # 6001 does not make the platform ask
-    unknown = client.post(f"/api/v1/orders/{body['id']}/client-result", {"result_code": "6004"}, format="json")
-    assert unknown.json()["status"] == "paid"  # 6004 does, and the wallet says paid
+    for silent in ("6001", "4000"):
+        hint = client.post(f"/api/v1/orders/{body['id']}/client-result", {"result_code": silent}, format="json")
+        assert hint.json()["status"] == "pending"  # these do not make the platform ask
+    asked = client.post(f"/api/v1/orders/{body['id']}/client-result", {"result_code": asking}, format="json")
+    assert asked.json()["status"] == "paid"  # this one does, and the wallet says paid
 
     hints = PaymentEvent.objects.unscoped().filter(order__public_id=body["id"], source="client_result")
-    assert [event.reason[:24] for event in hints.order_by("created_at")] == [
-        "my.tradePay resultCode 9",
-        "my.tradePay resultCode 6",
-        "my.tradePay resultCode 6",
-    ]
+    assert [event.reason[23:27] for event in hints.order_by("created_at")] == ["9000", "6001", "4000", asking]
 
 
 def test_an_unknown_client_result_code_is_refused(world, api, shop):

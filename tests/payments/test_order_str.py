@@ -62,6 +62,16 @@ def test_cancel_closes_an_unpaid_order_str_at_the_gateway(world, api, wallet, st
     assert '<strong id="result-code">9000</strong>' not in refused.text  # the user can no longer pay it
 
 
+def test_an_order_str_not_yet_opened_cannot_be_cancelled_and_stays_payable(world, api, wallet, stall):
+    order = _create(api, world).json()
+    client = api.as_key(world.a.merchants[0].key)
+    refused = client.post(f"/api/v1/orders/{order['id']}/cancel")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "payments.order_str_not_opened")
+    with httpx.Client(timeout=10) as browser:  # the signed string still works: the platform must see it paid
+        _pay(wallet, _open(wallet, order["trade_pay"]["orderStr"], browser), browser)
+    assert client.get(f"/api/v1/orders/{order['id']}?refresh=true").json()["status"] == "paid"
+
+
 def test_a_currency_without_two_decimals_is_refused_before_anything_is_written(world, api, wallet, stall):
     response = _create(api, world, amount=1000, currency="JPY")
     assert (response.status_code, response.json()["error"]["code"]) == (400, "payments.currency_not_supported")

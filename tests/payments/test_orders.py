@@ -66,6 +66,8 @@ def test_an_unverified_merchant_is_refused_before_any_wallet_call(world, api, wa
     ("overrides", "code", "attr"),
     [
         ({"amount": 0}, "validation.min_value", "amount"),
+        ({"amount": 10**19}, "validation.max_value", "amount"),  # beyond a 64-bit column and the wire format
+        ({"metadata": {"note": "a\x00b"}}, "validation.invalid", "metadata"),
         ({"amount": 12.5}, "validation.invalid", "amount"),
         ({"amount": "1250"}, None, None),
         ({"currency": "ZZZ"}, "validation.unknown_currency", "currency"),
@@ -98,3 +100,13 @@ def test_orders_list_filters_and_scoping(world, api, shop):
     assert client.get("/api/v1/orders?status=nonsense").status_code == 400
     sibling = api.__class__().as_key(world.a.merchants[1].key).get("/api/v1/orders").json()["results"]
     assert [o["reference"] for o in sibling] == ["canary-ref-a2"]
+
+
+def test_orders_filter_by_creation_time(world, api, shop):
+    created = _order(api, world).json()["created_at"]
+    client = api.as_key(world.a.merchants[0].key)
+    after = client.get("/api/v1/orders", {"created_after": created}).json()["results"]
+    before = client.get("/api/v1/orders", {"created_before": created}).json()["results"]
+    assert [order["created_at"] for order in after] == [created]
+    assert created not in [order["created_at"] for order in before]
+    assert client.get("/api/v1/orders", {"created_after": "yesterday"}).status_code == 400

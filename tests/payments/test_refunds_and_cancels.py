@@ -1,5 +1,12 @@
 """Refunds and cancels against the sandbox wallet over real HTTP."""
 
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from apps.core.models import IdempotencyRecord
 from apps.payments.models import Order, Refund
 from tests.payments.test_orders import _order
 from tests.superapps.test_client_against_sandbox import _pay_at_cashier
@@ -49,3 +56,38 @@ def test_cancel_closes_an_unpaid_order_and_refuses_a_paid_one(world, api, shop):
     refused = client.post(f"/api/v1/orders/{paid_id}/cancel", format="json")
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "payments.order_already_paid")
     assert Order.objects.unscoped().get(public_id=paid_id).status == "paid"
+
+
+def test_a_cancel_the_wallet_does_not_confirm_is_a_503_to_retry_and_keeps_no_idempotent_answer(
+    world, api, shop, wallet
+):
+    client = api.as_key(world.a.merchants[0].key)
+    order_id = _order(api, world).json()["id"]
+    credential = shop.merchant.wallet_credentials.get(super_app=wallet.super_app)
+    wallet.register(credential, faults={"drop_response": True})
+    unknown = client.post(f"/api/v1/orders/{order_id}/cancel", HTTP_IDEMPOTENCY_KEY="cancel-1")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (503, "payments.cancel_outcome_unknown")
+    assert Order.objects.unscoped().get(public_id=order_id).status == "pending"
+    assert not IdempotencyRecord.objects.exists()  # the retry with the same key runs again
+    wallet.register(credential)
+    retried = client.post(f"/api/v1/orders/{order_id}/cancel", HTTP_IDEMPOTENCY_KEY="cancel-1")
+    assert retried.json()["status"] == "closed"
+
+
+@pytest.mark.postgres  # SQLite serialises writers anyway; the row lock is what PostgreSQL needs
+def test_concurrent_refunds_never_exceed_what_was_paid(world, api, shop):
+    order_id, _ = _paid_order(api, world)
+    key = world.a.merchants[0].key
+
+    def refund_all(_):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        try:
+            return client.post(f"/api/v1/orders/{order_id}/refunds", {}, format="json").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = sorted(pool.map(refund_all, range(4)))
+    assert statuses == [201, 400, 400, 400]
+    assert sum(Refund.objects.unscoped().filter(order__public_id=order_id).values_list("amount", flat=True)) == 1000

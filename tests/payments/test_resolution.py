@@ -7,7 +7,7 @@ import time_machine
 from django.utils import timezone
 
 from apps.payments import tasks
-from apps.payments.models import Order, Payment, Refund
+from apps.payments.models import Order, Payment, PaymentEvent, Refund
 from apps.sandbox.models import Payment as WalletPayment
 from tests.payments.test_orders import _order
 from tests.payments.test_refunds_and_cancels import _paid_order
@@ -44,7 +44,7 @@ def test_an_unknown_payment_is_asked_about_until_the_wallet_settles_it(world, ap
         assert tasks.resolve_due() == 0  # a settled payment is never asked about again
 
 
-def test_a_payment_the_wallet_never_received_fails_only_after_the_wallet_says_so(world, api, shop, wallet):
+def test_a_payment_the_wallet_never_received_is_not_failed_on_a_guess_and_closes_at_expiry(world, api, shop, wallet):
     credential = shop.merchant.wallet_credentials.get(super_app=wallet.super_app)
     wallet.register(credential, faults={"http_500": True})  # answered 500 without processing
     order_id = _order(api, world).json()["id"]
@@ -59,13 +59,15 @@ def test_a_payment_the_wallet_never_received_fails_only_after_the_wallet_says_so
     assert _status(order_id) == "closed"  # cancelled at the wallet, confirmed, then closed
 
 
-def test_an_expired_order_is_cancelled_at_the_wallet(world, api, shop):
+def test_an_expired_order_is_closed_after_one_last_inquiry(world, api, shop):
     body = _order(api, world, expires_in=60).json()
     with _later(2):
         assert tasks.expire_orders() == 1
     assert _status(body["id"]) == "closed"
-    payment = Payment.objects.unscoped().get(order__public_id=body["id"])
-    assert payment.status in ("cancelled", "failed")  # cancelled by us, or reported expired by the wallet
+    # The wallet reports the expired payment failed: that closes the order (it expired), it does not fail it.
+    assert Payment.objects.unscoped().get(order__public_id=body["id"]).status == "failed"
+    closing = PaymentEvent.objects.unscoped().get(order__public_id=body["id"], subject="order")
+    assert (closing.to_status, closing.source) == ("closed", "expiry")
     assert tasks.expire_orders() == 0
 
 

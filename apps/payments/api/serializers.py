@@ -1,8 +1,11 @@
+import json
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.errors import ApplicationError
 from apps.core.money import Money, currency_exponent
+from apps.miniprograms.models import MAX_MINOR_UNITS
 from apps.payments import selectors
 from apps.payments.services import CLIENT_RESULT_MEANINGS
 
@@ -22,6 +25,16 @@ class TradePaySerializer(serializers.Serializer):
     orderStr = serializers.CharField(required=False)
 
 
+def _contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 class OrderItemInputSerializer(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
     quantity = serializers.IntegerField(min_value=1, max_value=1000)
@@ -32,7 +45,10 @@ class OrderCreateInputSerializer(serializers.Serializer):
         max_length=64, required=False, help_text="The mini program's appId (a user session's own by default)."
     )
     amount = serializers.IntegerField(
-        min_value=1, required=False, help_text="In the currency's minor unit (1250 = 12.50 USD). Or send items."
+        min_value=1,
+        max_value=MAX_MINOR_UNITS,
+        required=False,
+        help_text="In the currency's minor unit (1250 = 12.50 USD). Or send items.",
     )
     currency = serializers.CharField(min_length=3, max_length=3, required=False, help_text="ISO 4217, e.g. USD.")
     items = OrderItemInputSerializer(
@@ -44,8 +60,10 @@ class OrderCreateInputSerializer(serializers.Serializer):
     expires_in = serializers.IntegerField(required=False, min_value=60, max_value=86400, help_text="Seconds.")
 
     def validate_metadata(self, value):
-        if len(str(value)) > 2000:
+        if len(json.dumps(value)) > 2000:
             raise serializers.ValidationError("At most 2000 characters of JSON.", code="too_large")
+        if _contains_nul(value):  # PostgreSQL's JSON cannot hold NUL
+            raise serializers.ValidationError("Text must not contain NUL characters.", code="invalid")
         return value
 
     def validate(self, data):
@@ -103,6 +121,8 @@ class ClientResultInputSerializer(serializers.Serializer):
 
 class OrderListFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
+    created_before = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
     mini_program = serializers.CharField(max_length=64, required=False)
     reference = serializers.CharField(max_length=64, required=False)
 
