@@ -6,9 +6,11 @@ Missing and not-yours raise the same ``NotFoundError``.
 from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from apps.core.errors import ApplicationError, NotFoundError
 from apps.core.tenancy import Principal
+from apps.merchants.models import RegistrationStatus
 from apps.merchants.selectors import ensure_merchant_may_take_payments, wallet_client_for, wallet_credential_for
 from apps.superapps.client.client import WalletClient
 
@@ -65,6 +67,8 @@ def mini_program_gate(*, mini_program: MiniProgram, feature: Feature = Feature.P
     ``merchants.license_expired``), then ``miniprograms.suspended``, then ``miniprograms.feature_not_enabled``
     when the feature is off or was never added.
     """
+    if mini_program.status != MiniProgramStatus.SUSPENDED and _passes_gate(mini_program, feature):
+        return  # the path of every order: one query
     ensure_merchant_may_take_payments(merchant=mini_program.merchant, super_app=mini_program.super_app)
     if mini_program.status == MiniProgramStatus.SUSPENDED:
         raise ApplicationError("miniprograms.suspended", f"The mini program {mini_program.name!r} is suspended.")
@@ -73,6 +77,17 @@ def mini_program_gate(*, mini_program: MiniProgram, feature: Feature = Feature.P
             "miniprograms.feature_not_enabled",
             f"The mini program {mini_program.name!r} does not have {Feature(feature).label.lower()} enabled.",
         )
+
+
+def _passes_gate(mini_program: MiniProgram, feature: Feature) -> bool:
+    """Every condition of the gate at once; when it fails, the gate asks again one by one to say why."""
+    return mini_program.features.filter(
+        feature=feature,
+        enabled=True,
+        mini_program__merchant__registrations__super_app=mini_program.super_app_id,
+        mini_program__merchant__registrations__status=RegistrationStatus.VERIFIED,
+        mini_program__merchant__business_license__expiry_date__gte=timezone.localdate(),
+    ).exists()
 
 
 def wallet_client_of(mini_program: MiniProgram) -> WalletClient:

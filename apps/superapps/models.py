@@ -1,3 +1,4 @@
+import functools
 import secrets
 
 from django.conf import settings
@@ -61,8 +62,13 @@ class SuperApp(TimeStampedModel):
 
     def registration_notify_url(self) -> str:
         """The ``registrationNotifyURL`` for ``notifyRegistrationStatus``."""
-        return settings.PUBLIC_BASE_URL + reverse("callbacks:notify-registration", args=[self.callback_token])
+        return settings.PUBLIC_BASE_URL + _callback_path("callbacks:notify-registration", self.callback_token)
 
     def payment_notify_url(self) -> str:
-        """The ``paymentNotifyUrl`` the platform puts in its requests to this super app."""
-        return settings.PUBLIC_BASE_URL + reverse("callbacks:notify-payment", args=[self.callback_token])
+        """The ``paymentNotifyUrl`` the platform puts in its requests to this super app (on every order)."""
+        return settings.PUBLIC_BASE_URL + _callback_path("callbacks:notify-payment", self.callback_token)
+
+
+@functools.lru_cache(maxsize=1024)
+def _callback_path(name: str, callback_token: str) -> str:
+    return reverse(name, args=[callback_token])
