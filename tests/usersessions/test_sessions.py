@@ -182,3 +182,23 @@ def test_refused_auth_codes_are_rate_limited_per_address(api, wallet, shop):
         api.post("/api/v1/sessions", {"app_id": "shop-app", "auth_code": "guess"}, format="json")
     limited = api.post("/api/v1/sessions", {"app_id": "shop-app", "auth_code": auth_code(wallet)}, format="json")
     assert (limited.status_code, limited.json()["error"]["code"]) == (429, "auth.too_many_failures")
+
+
+@pytest.mark.postgres  # SQLite serialises writers; PostgreSQL lets two first sessions race to create the user
+def test_two_first_sessions_of_one_user_at_once_make_one_wallet_user(world, shop):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from tests.conftest import session_of
+
+    def open_one(_):
+        try:
+            return session_of(shop, "2188000000009999")[1]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        wallet_user_ids = set(pool.map(open_one, range(4)))
+    assert len(wallet_user_ids) == 1
+    assert UserSession.objects.unscoped().filter(wallet_user_id__in=wallet_user_ids).count() == 4
