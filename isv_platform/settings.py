@@ -143,6 +143,11 @@ CELERY_BEAT_SCHEDULE = {
     "merchants-expire-registrations": {"task": "merchants.expire_registrations", "schedule": 3600.0},
     "payments-resolve-due": {"task": "payments.resolve_due", "schedule": 5.0, "options": {"expires": 30}},
     "payments-expire-orders": {"task": "payments.expire_orders", "schedule": 60.0, "options": {"expires": 120}},
+    "payments-expire-preauthorizations": {
+        "task": "payments.expire_preauthorizations",
+        "schedule": 60.0,
+        "options": {"expires": 120},
+    },
     "usersessions-purge-expired": {"task": "usersessions.purge_expired", "schedule": 3600.0},
     "core-purge-idempotency-records": {"task": "core.purge_idempotency_records", "schedule": 3600.0},
     "sandbox-deliver-due-notifications": {
@@ -220,6 +225,9 @@ SPECTACULAR_SETTINGS = {
         "ApiKeyStatusEnum": ["active", "revoked", "expired"],
         "MiniProgramStatusEnum": "apps.miniprograms.models.MiniProgramStatus",
         "OrderStatusEnum": "apps.payments.models.OrderStatus",
+        "PreAuthorizationStatusEnum": "apps.payments.models.PreAuthorizationStatus",
+        "PaymentStatusEnum": "apps.payments.models.PaymentStatus",
+        "ReleaseStatusEnum": "apps.payments.models.ReleaseStatus",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -263,6 +271,8 @@ LOGGING = {
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # How long a mini program user session lasts; the mini program starts a new one with a fresh auth code.
 USER_SESSION_TTL_SECONDS = env.int("USER_SESSION_TTL_SECONDS", default=30 * 60)
+# How long before a pre-authorization expires its merchant is warned (an event, a log line, a badge in admin).
+PREAUTHORIZATION_EXPIRY_WARNING_SECONDS = env.int("PREAUTHORIZATION_EXPIRY_WARNING_SECONDS", default=24 * 3600)
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 # Where super apps reach this platform (notification URLs are built on it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")

@@ -25,7 +25,18 @@ from apps.core.tenancy import Role
 from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus
 from apps.merchants.services import business_license_save, registration_transition, wallet_credential_create
 from apps.miniprograms.services import mini_program_create, product_create
-from apps.payments.models import Order, Payment, PaymentEvent
+from apps.payments.models import (
+    Order,
+    OrderKind,
+    OrderStatus,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    PreAuthorization,
+    PreAuthorizationRelease,
+    PreAuthorizationStatus,
+    ReleaseStatus,
+)
 from apps.superapps.client import keys, messages
 from apps.superapps.client.client import close_pools
 from apps.superapps.models import SuperApp, TradePayMode
@@ -193,7 +204,11 @@ def _order(mini_program, label: str, wallet_user_id: int) -> None:
         expires_at=timezone.now() + datetime.timedelta(hours=1),
     )
     payment = Payment.objects.unscoped().create(
-        isv_id=order.isv_id, merchant_id=order.merchant_id, order=order, payment_request_id=f"canary-pr-{label}"
+        isv_id=order.isv_id,
+        merchant_id=order.merchant_id,
+        order=order,
+        payment_request_id=f"canary-pr-{label}",
+        amount=order.amount,
     )
     PaymentEvent.objects.unscoped().create(
         isv_id=order.isv_id,
@@ -204,6 +219,57 @@ def _order(mini_program, label: str, wallet_user_id: int) -> None:
         from_status="initiated",
         to_status="pending",
         source="test",
+    )
+
+
+def _pre_authorization(mini_program, label: str, wallet_user_id: int) -> None:
+    """A pre-authorization part captured and part released, with its capture and release, as canaries."""
+    order = Order.objects.unscoped().create(
+        isv_id=mini_program.isv_id,
+        merchant_id=mini_program.merchant_id,
+        mini_program=mini_program,
+        wallet_user_id=wallet_user_id,
+        kind=OrderKind.PRE_AUTHORIZATION,
+        reference=f"canary-deposit-{label}",
+        description=f"canary-deposit-{label}",
+        amount=5000,
+        currency="USD",
+        status=OrderStatus.PAID,
+        paid_amount=1500,
+        expires_at=timezone.now() + datetime.timedelta(days=2),
+    )
+    pre_authorization = PreAuthorization.objects.unscoped().create(
+        isv_id=order.isv_id,
+        merchant_id=order.merchant_id,
+        order=order,
+        trade_pay_mode=TradePayMode.PAYMENT_URL,
+        out_order_no=f"canary-pao-{label}",
+        out_request_no=f"canary-paf-{label}",
+        auth_no=f"canary-auth-{label}",
+        amount=5000,
+        currency="USD",
+        captured_amount=1500,
+        released_amount=500,
+        status=PreAuthorizationStatus.PARTIALLY_CAPTURED,
+        expires_at=order.expires_at,
+    )
+    Payment.objects.unscoped().create(
+        isv_id=order.isv_id,
+        merchant_id=order.merchant_id,
+        order=order,
+        pre_authorization=pre_authorization,
+        payment_request_id=f"canary-cap-{label}",
+        amount=1500,
+        status=PaymentStatus.SUCCEEDED,
+    )
+    PreAuthorizationRelease.objects.unscoped().create(
+        isv_id=order.isv_id,
+        merchant_id=order.merchant_id,
+        order=order,
+        pre_authorization=pre_authorization,
+        out_request_no=f"canary-unf-{label}",
+        amount=500,
+        status=ReleaseStatus.SUCCEEDED,
     )
 
 
@@ -243,6 +309,7 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             buyer_session, buyer_id = session_of(mini_program, f"canary-customer-{label}{index}")
             browser_session, _ = session_of(mini_program, f"canary-browser-{label}{index}")
             _order(mini_program, f"{label}{index}", buyer_id)
+            _pre_authorization(mini_program, f"{label}{index}", buyer_id)
         merchant_staff = MembershipFactory(
             user=UserFactory(username=f"merchant-{label}{index}-owner"),
             isv=isv,

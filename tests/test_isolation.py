@@ -121,6 +121,8 @@ def _victims_of(principal: Principal) -> Victims:
                     "reference",
                     "payment_request_id",
                     "customer_id",
+                    "out_order_no",
+                    "out_request_no",
                 )
                 if getattr(row, field, None)
             )

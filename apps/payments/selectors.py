@@ -1,20 +1,33 @@
-"""Reads for orders. Missing and not-yours raise the same ``NotFoundError``."""
+"""Reads for orders and pre-authorizations. Missing and not-yours raise the same ``NotFoundError``."""
 
 import datetime
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from apps.core.errors import ApplicationError, NotFoundError
 from apps.core.tenancy import Principal
 from apps.miniprograms.models import MiniProgram
 
-from .models import Order, OrderStatus, Payment, PaymentStatus, Refund
+from .models import (
+    OPEN_PRE_AUTHORIZATION,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    PreAuthorization,
+    PreAuthorizationRelease,
+    PreAuthorizationStatus,
+    Refund,
+)
 
 
 def order_list(
     *,
     principal: Principal,
     status: str | None = None,
+    kind: str | None = None,
     mini_program: str | None = None,
     reference: str | None = None,
     created_after: datetime.datetime | None = None,
@@ -33,6 +46,8 @@ def order_list(
     )
     if status:
         orders = orders.filter(status=status)
+    if kind:
+        orders = orders.filter(kind=kind)
     if mini_program:
         orders = orders.filter(mini_program__app_id=mini_program)
     if reference:
@@ -93,3 +108,59 @@ def trade_pay_of(order: Order) -> dict[str, str]:
 
 def refund_list(*, principal: Principal, order: Order) -> QuerySet[Refund]:
     return Refund.objects.visible_to(principal).filter(order=order).select_related("order").order_by("created_at")
+
+
+def preauthorization_list(
+    *,
+    principal: Principal,
+    status: str | None = None,
+    mini_program: str | None = None,
+    reference: str | None = None,
+) -> QuerySet[PreAuthorization]:
+    """Newest first, each with its captures and releases (two queries for a page, whatever its size)."""
+    pre_authorizations = (
+        PreAuthorization.objects.visible_to(principal)
+        .select_related("order__mini_program")
+        .prefetch_related(
+            Prefetch("captures", queryset=Payment.objects.visible_to(principal).order_by("created_at")),
+            Prefetch("releases", queryset=PreAuthorizationRelease.objects.visible_to(principal).order_by("created_at")),
+        )
+    )
+    if status:
+        pre_authorizations = pre_authorizations.filter(status=status)
+    if mini_program:
+        pre_authorizations = pre_authorizations.filter(order__mini_program__app_id=mini_program)
+    if reference:
+        pre_authorizations = pre_authorizations.filter(order__reference=reference)
+    return pre_authorizations
+
+
+def preauthorization_get(*, principal: Principal, preauthorization_id: str) -> PreAuthorization:
+    pre_authorization = preauthorization_list(principal=principal).filter(public_id=preauthorization_id).first()
+    if pre_authorization is None:
+        raise NotFoundError("preauthorizations.not_found", f"No pre-authorization {preauthorization_id!r}.")
+    return pre_authorization
+
+
+def trade_pay_of_preauthorization(pre_authorization: PreAuthorization) -> dict[str, str]:
+    """The object for ``my.tradePay`` while the user has not authorised, else ``{}``."""
+    if pre_authorization.status != PreAuthorizationStatus.PENDING:
+        return {}
+    if pre_authorization.order_str:
+        return {"orderStr": pre_authorization.order_str}
+    return {"paymentUrl": pre_authorization.payment_url} if pre_authorization.payment_url else {}
+
+
+def preauthorization_time_left(pre_authorization: PreAuthorization) -> int:
+    """Whole seconds until nothing can be captured any more; 0 once past, or over."""
+    if pre_authorization.status not in (PreAuthorizationStatus.PENDING, *OPEN_PRE_AUTHORIZATION):
+        return 0
+    return max(0, int((pre_authorization.expires_at - timezone.now()).total_seconds()))
+
+
+def preauthorization_expiring(pre_authorization: PreAuthorization) -> bool:
+    """Funds still frozen and less than ``PREAUTHORIZATION_EXPIRY_WARNING_SECONDS`` left: the badge."""
+    return (
+        pre_authorization.status in OPEN_PRE_AUTHORIZATION
+        and preauthorization_time_left(pre_authorization) < settings.PREAUTHORIZATION_EXPIRY_WARNING_SECONDS
+    )

@@ -6,12 +6,15 @@ event); ids sent to the wallet are stored before the call; an unknown outcome is
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from ulid import ULID
 
@@ -26,7 +29,18 @@ from apps.superapps.client.errors import WalletBusinessFailure, WalletUnknownOut
 from apps.superapps.models import TradePayMode
 
 from . import transitions
-from .models import Order, OrderStatus, Payment, PaymentEvent, PaymentStatus, Refund, RefundStatus
+from .ledger import ask_again, refused, transition
+from .models import (
+    OPEN_PRE_AUTHORIZATION,
+    Order,
+    OrderKind,
+    OrderStatus,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,59 +59,6 @@ CLASSIC_TRADE_STATUS = {
     "TRADE_FINISHED": messages.PaymentStatus.SUCCESS,
     "TRADE_CLOSED": messages.PaymentStatus.CANCELLED,
 }
-
-
-def _transition(
-    *, model, instance, table: dict, to: str, source: str, reason: str = "", expected: str | None = None, **changes
-):
-    """Move ``instance`` to ``to`` under a row lock if the table allows it, and record the event.
-
-    Being in ``to`` already is success. Returns the locked, updated row. With ``expected`` (the status the
-    caller believes the row is in) the lock is the conditional ``UPDATE`` itself, one statement fewer on
-    hot paths; if the row has moved meanwhile, the general path decides.
-    """
-    if expected is not None and to in table[expected]:
-        now = timezone.now()
-        moved = (
-            model.objects.unscoped()
-            .filter(pk=instance.pk, status=expected)
-            .update(status=to, updated_at=now, **changes)
-        )
-        if moved:
-            _record_event(model=model, row=instance, from_status=expected, to=to, source=source, reason=reason)
-            instance.status, instance.updated_at = to, now
-            for name, value in changes.items():
-                setattr(instance, name, value)
-            return instance
-    locked = model.objects.unscoped().select_for_update().get(pk=instance.pk)
-    if locked.status == to:
-        return locked
-    if to not in table[locked.status]:
-        raise ConflictError(
-            "payments.invalid_transition",
-            f"The {model._meta.verbose_name} is {locked.status} and cannot become {to}.",
-        )
-    _record_event(model=model, row=locked, from_status=locked.status, to=to, source=source, reason=reason)
-    locked.status = to
-    for name, value in changes.items():
-        setattr(locked, name, value)
-    locked.save(update_fields=["status", "updated_at", *changes])
-    return locked
-
-
-def _record_event(*, model, row, from_status: str, to: str, source: str, reason: str) -> None:
-    PaymentEvent.objects.create(
-        isv_id=row.isv_id,
-        merchant_id=row.merchant_id,
-        order_id=row.pk if model is Order else row.order_id,
-        payment=row if model is Payment else None,
-        refund=row if model is Refund else None,
-        subject=model._meta.model_name,
-        from_status=from_status,
-        to_status=to,
-        source=source,
-        reason=reason[:500],
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,61 +92,37 @@ def order_create(
     ``payments.duplicate_sku``, ``payments.currency_mismatch``, ``payments.amount_above_limit``,
     ``payments.currency_not_supported`` and the gate's codes.
     """
-    if (amount is None) == (not items):
-        raise ApplicationError("payments.amount_or_items", "Send either amount and currency, or items.", attr="items")
-    if wallet_user_id is not None and amount is not None:
-        raise ApplicationError(
-            "payments.items_required",
-            "With a user session, order catalogue items: the platform prices them.",
-            attr="amount",
-        )
+    check_pricing(amount=amount, items=items, wallet_user_id=wallet_user_id)
     mini_program_gate(mini_program=mini_program)
     expires_in = expires_in or DEFAULT_EXPIRY
     if not MIN_EXPIRY <= expires_in <= MAX_EXPIRY:
         raise ApplicationError(
             "payments.expiry_out_of_range", "expires_in must be between 60 and 86400 seconds.", attr="expires_in"
         )
-    lines: list[dict] = []
-    if items:
-        amount, lines = _price(mini_program=mini_program, items=items, currency=currency)
-    _check_amount(mini_program=mini_program, amount=amount)
-    client = wallet_client_of(mini_program)  # before any write: no credentials, no order
+    amount, lines = priced(mini_program=mini_program, amount=amount, items=items, currency=currency)
+    client = checked_wallet_client(mini_program)
     mode = mini_program.trade_pay_mode
-    if mode == TradePayMode.ORDER_STR and not client.config.classic_app_id:
-        raise ApplicationError(
-            "payments.order_str_not_configured",
-            "The merchant's credentials at this super app have no classic app_id, which an orderStr needs.",
-            attr="mini_program",
-        )
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                isv_id=mini_program.isv_id,
-                merchant_id=mini_program.merchant_id,
-                mini_program=mini_program,
-                wallet_user_id=wallet_user_id,
-                reference=reference,
-                description=description,
-                amount=amount.value,
-                currency=amount.currency,
-                metadata=metadata or {},
-                items=lines,
-                expires_at=now + expires_in,
-            )
-            payment = Payment.objects.create(
-                isv_id=order.isv_id,
-                merchant_id=order.merchant_id,
-                order=order,
-                payment_request_id=f"pr_{str(ULID()).lower()}",
-                trade_pay_mode=mode,
-                # A crash before the wallet's answer is stored still gets the payment asked about.
-                next_inquiry_at=now + NOTIFICATION_GRACE,
-            )
-    except IntegrityError:
-        raise ConflictError(
-            "payments.reference_taken", f"An order with reference {reference!r} exists already.", attr="reference"
-        ) from None
+    with new_order(
+        mini_program=mini_program,
+        wallet_user_id=wallet_user_id,
+        reference=reference,
+        description=description,
+        amount=amount,
+        metadata=metadata,
+        items=lines,
+        expires_at=now + expires_in,
+    ) as order:
+        payment = Payment.objects.create(
+            isv_id=order.isv_id,
+            merchant_id=order.merchant_id,
+            order=order,
+            payment_request_id=f"pr_{str(ULID()).lower()}",
+            amount=order.amount,
+            trade_pay_mode=mode,
+            # A crash before the wallet's answer is stored still gets the payment asked about.
+            next_inquiry_at=now + NOTIFICATION_GRACE,
+        )
     if mode == TradePayMode.ORDER_STR:
         awaiting = _hand_out_order_str(client=client, payment=payment, order=order)
     else:
@@ -195,6 +132,72 @@ def order_create(
     # As ``selectors.order_list`` reads it, so the response needs no query of its own.
     order.pending_payments = [awaiting] if awaiting is not None else []
     return order
+
+
+@contextlib.contextmanager
+def new_order(
+    *,
+    mini_program: MiniProgram,
+    amount: Money,
+    metadata: dict | None,
+    reference: str | None,
+    kind: str = OrderKind.PAYMENT,
+    **fields,
+) -> Iterator[Order]:
+    """A transaction that starts by creating the order, for the caller to add what goes with it; a
+    reference the merchant used before is ``payments.reference_taken`` (409) and leaves nothing behind."""
+    try:
+        with transaction.atomic():
+            yield Order.objects.create(
+                isv_id=mini_program.isv_id,
+                merchant_id=mini_program.merchant_id,
+                mini_program=mini_program,
+                kind=kind,
+                reference=reference,
+                amount=amount.value,
+                currency=amount.currency,
+                metadata=metadata or {},
+                **fields,
+            )
+    except IntegrityError:
+        raise ConflictError(
+            "payments.reference_taken", f"An order with reference {reference!r} exists already.", attr="reference"
+        ) from None
+
+
+def check_pricing(*, amount: Money | None, items: Sequence[ItemRequest], wallet_user_id: int | None) -> None:
+    if (amount is None) == (not items):
+        raise ApplicationError("payments.amount_or_items", "Send either amount and currency, or items.", attr="items")
+    if wallet_user_id is not None and amount is not None:
+        raise ApplicationError(
+            "payments.items_required",
+            "With a user session, order catalogue items: the platform prices them.",
+            attr="amount",
+        )
+
+
+def priced(
+    *, mini_program: MiniProgram, amount: Money | None, items: Sequence[ItemRequest], currency: str | None
+) -> tuple[Money, list[dict]]:
+    """The amount to ask for (``amount``, or the catalogue ``items`` at today's prices, with their lines),
+    checked against the super app's limits."""
+    lines: list[dict] = []
+    if items:
+        amount, lines = _price(mini_program=mini_program, items=items, currency=currency)
+    _check_amount(mini_program=mini_program, amount=amount)
+    return amount, lines
+
+
+def checked_wallet_client(mini_program: MiniProgram):
+    """The wallet client of ``mini_program``, asked for before any write: no credentials, nothing stored."""
+    client = wallet_client_of(mini_program)
+    if mini_program.trade_pay_mode == TradePayMode.ORDER_STR and not client.config.classic_app_id:
+        raise ApplicationError(
+            "payments.order_str_not_configured",
+            "The merchant's credentials at this super app have no classic app_id, which an orderStr needs.",
+            attr="mini_program",
+        )
+    return client
 
 
 def _price(*, mini_program: MiniProgram, items: Sequence[ItemRequest], currency: str | None) -> tuple[Money, list]:
@@ -270,7 +273,7 @@ def _send_pay(*, client, payment: Payment, order: Order) -> Payment | None:
         _payment_unknown(payment=payment, reason=unknown.reason, source="wallet_response")
         return None
     with transaction.atomic():
-        return _transition(
+        return transition(
             model=Payment,
             instance=payment,
             table=transitions.PAYMENT,
@@ -290,7 +293,7 @@ def _hand_out_order_str(*, client, payment: Payment, order: Order) -> Payment:
         subject=order.description,
         time_expire=order.expires_at,
     )
-    return _transition(
+    return transition(
         model=Payment,
         instance=payment,
         table=transitions.PAYMENT,
@@ -303,19 +306,18 @@ def _hand_out_order_str(*, client, payment: Payment, order: Order) -> Payment:
 
 @transaction.atomic
 def _payment_failed(*, payment: Payment, code: str, reason: str, source: str) -> None:
-    _transition(
+    refused(
         model=Payment,
         instance=payment,
         table=transitions.PAYMENT,
         to=PaymentStatus.FAILED,
+        code=code,
+        reason=reason,
         source=source,
-        reason=f"{code}: {reason}",
-        failure_code=code[:64],
-        next_inquiry_at=None,
     )
     # A payment that fails once its order's time is up failed because it expired: the order is closed.
     expired = timezone.now() >= payment.order.expires_at
-    _transition(
+    transition(
         model=Order,
         instance=payment.order,
         table=transitions.ORDER,
@@ -327,7 +329,7 @@ def _payment_failed(*, payment: Payment, code: str, reason: str, source: str) ->
 
 @transaction.atomic
 def _payment_unknown(*, payment: Payment, reason: str, source: str) -> None:
-    _transition(
+    transition(
         model=Payment,
         instance=payment,
         table=transitions.PAYMENT,
@@ -336,7 +338,7 @@ def _payment_unknown(*, payment: Payment, reason: str, source: str) -> None:
         reason=reason,
         next_inquiry_at=timezone.now() + datetime.timedelta(seconds=INQUIRY_FIRST_SECONDS),
     )
-    _transition(
+    transition(
         model=Order,
         instance=payment.order,
         table=transitions.ORDER,
@@ -354,6 +356,11 @@ def order_refresh(*, order: Order, source: str = "wallet_inquiry") -> Order:
     A payment the wallet never heard of fails only if it was never sent (an orderStr not yet opened is
     simply still pending). Final orders are left as they are.
     """
+    if order.kind == OrderKind.PRE_AUTHORIZATION:
+        from .preauthorizations import preauthorization_refresh  # a pre-authorization's order is asked about there
+
+        preauthorization_refresh(pre_authorization=order.pre_authorization, source=source)
+        return Order.objects.unscoped().get(pk=order.pk)
     payment = _open_payment(order)
     if payment is None or order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
         return order
@@ -397,10 +404,10 @@ def _inquire(client, payment: Payment) -> messages.PaymentInquiry:
 
 
 def _schedule_next_inquiry(payment: Payment) -> None:
-    Payment.objects.unscoped().filter(pk=payment.pk).update(next_inquiry_at=_next_inquiry(payment.created_at))
+    ask_again(payment, next_inquiry(payment.created_at))
 
 
-def _next_inquiry(since: datetime.datetime) -> datetime.datetime:
+def next_inquiry(since: datetime.datetime) -> datetime.datetime:
     """Back off with the age of what is being asked about: every 5 s at first, at most every 10 min."""
     now = timezone.now()
     waited = (now - since).total_seconds()
@@ -416,7 +423,7 @@ def _apply_payment_state(*, payment: Payment, inquiry: messages.PaymentInquiry, 
             logger.error("payment %s: wallet amount %s != order %s", payment.public_id, inquiry.amount, expected)
             _payment_unknown(payment=payment, reason=f"amount mismatch: wallet {inquiry.amount}", source=source)
             return
-        _transition(
+        transition(
             model=Payment,
             instance=payment,
             table=transitions.PAYMENT,
@@ -425,18 +432,19 @@ def _apply_payment_state(*, payment: Payment, inquiry: messages.PaymentInquiry, 
             wallet_payment_id=inquiry.payment_id or payment.wallet_payment_id,
             next_inquiry_at=None,
         )
-        _transition(
+        transition(
             model=Order,
             instance=order,
             table=transitions.ORDER,
             to=OrderStatus.PAID,
             source=source,
             paid_at=timezone.now(),
+            paid_amount=order.amount,
         )
     elif inquiry.status is messages.PaymentStatus.FAIL:
         _payment_failed(payment=payment, code="FAIL", reason=inquiry.fail_reason or "", source=source)
     elif inquiry.status is messages.PaymentStatus.CANCELLED:
-        _transition(
+        transition(
             model=Payment,
             instance=payment,
             table=transitions.PAYMENT,
@@ -444,7 +452,7 @@ def _apply_payment_state(*, payment: Payment, inquiry: messages.PaymentInquiry, 
             source=source,
             next_inquiry_at=None,
         )
-        _transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
+        transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
     else:  # still awaiting the user; a payment whose answer was lost stays processing, with no cashier to offer
         _schedule_next_inquiry(payment)
 
@@ -485,12 +493,16 @@ def order_client_result(*, order: Order, result_code: str) -> Order:
 
 
 def refund_request(*, order: Order, amount: int | None = None, reason: str = "") -> Refund:
-    """Refund part or all of a paid order (``amount`` defaults to what is left).
+    """Refund part or all of a paid order (``amount`` defaults to what is left of one payment).
 
-    The sum of refunds that succeeded or are processing never exceeds the paid amount: checked under the
-    order's row lock, so concurrent requests cannot both pass. The refund's request id is committed before
-    the wallet call. Success → succeeded; a refusal → failed; unknown → processing, for the inquiry to settle.
-    Raises ``payments.order_not_refundable``, ``payments.refund_exceeds_paid``.
+    The sum of refunds that succeeded or are processing never exceeds what was paid, per payment: checked
+    under the order's row lock, so concurrent requests cannot both pass. An order paid by several captures
+    refunds from the earliest capture with room for the amount; one refund never spans two captures (the
+    wallet refunds a trade at a time). A pre-authorization that can still be captured or released must be
+    finished first. The refund's request id is committed before the wallet call. Success → succeeded; a
+    refusal → failed; unknown → processing, for the inquiry to settle.
+    Raises ``payments.order_not_refundable``, ``payments.pre_authorization_open``,
+    ``payments.refund_exceeds_paid``.
     """
     with transaction.atomic():
         locked = Order.objects.unscoped().select_for_update().get(pk=order.pk)
@@ -498,24 +510,25 @@ def refund_request(*, order: Order, amount: int | None = None, reason: str = "")
             raise ConflictError(
                 "payments.order_not_refundable", f"The order is {locked.status}; only paid orders refund."
             )
-        committed = sum(
-            locked.refunds.filter(status__in=[RefundStatus.PROCESSING, RefundStatus.SUCCEEDED]).values_list(
-                "amount", flat=True
+        if locked.kind == OrderKind.PRE_AUTHORIZATION and locked.pre_authorization.status in OPEN_PRE_AUTHORIZATION:
+            raise ConflictError(
+                "payments.pre_authorization_open",
+                "The order's pre-authorization still holds frozen funds: capture with final=true or release "
+                "the rest, then refund.",
             )
-        )
-        remaining = locked.amount - committed
-        amount = remaining if amount is None else amount
-        if amount <= 0 or amount > remaining:
+        payment, refundable = _payment_to_refund(locked, amount)
+        amount = refundable if amount is None else amount
+        if amount <= 0 or amount > refundable:
             raise ApplicationError(
                 "payments.refund_exceeds_paid",
-                f"At most {remaining} {locked.currency} (minor units) is left to refund.",
+                f"At most {refundable} {locked.currency} (minor units) can be refunded in one refund.",
                 attr="amount",
             )
         refund = Refund.objects.create(
             isv_id=locked.isv_id,
             merchant_id=locked.merchant_id,
             order=locked,
-            payment=locked.payments.get(status=PaymentStatus.SUCCEEDED),
+            payment=payment,
             refund_request_id=f"rr_{str(ULID()).lower()}",
             amount=amount,
             currency=locked.currency,
@@ -523,6 +536,26 @@ def refund_request(*, order: Order, amount: int | None = None, reason: str = "")
             next_inquiry_at=timezone.now() + NOTIFICATION_GRACE,
         )
     return _send_refund(refund)
+
+
+def _payment_to_refund(order: Order, amount: int | None) -> tuple[Payment, int]:
+    """The first succeeded payment of ``order`` with room for ``amount`` (with ``None``: with room left),
+    and that room; else the payment with the most room, for the error to name."""
+    payments = list(
+        order.payments.filter(status=PaymentStatus.SUCCEEDED)
+        .annotate(
+            committed=Coalesce(
+                Sum("refunds__amount", filter=Q(refunds__status__in=[RefundStatus.PROCESSING, RefundStatus.SUCCEEDED])),
+                0,
+            )
+        )
+        .order_by("created_at")
+    )
+    rooms = [(payment, payment.amount - payment.committed) for payment in payments]
+    for payment, room in rooms:
+        if room > 0 and (amount is None or amount <= room):
+            return payment, room
+    return max(rooms, key=lambda pair: pair[1])
 
 
 def _send_refund(refund: Refund) -> Refund:
@@ -593,21 +626,12 @@ def refund_refresh(*, refund: Refund) -> Refund:
 
 
 def _schedule_refund_inquiry(refund: Refund) -> Refund:
-    Refund.objects.unscoped().filter(pk=refund.pk).update(next_inquiry_at=_next_inquiry(refund.created_at))
-    return Refund.objects.unscoped().get(pk=refund.pk)
+    return ask_again(refund, next_inquiry(refund.created_at))
 
 
-@transaction.atomic
 def _refund_failed(*, refund: Refund, code: str, reason: str) -> Refund:
-    return _transition(
-        model=Refund,
-        instance=refund,
-        table=transitions.REFUND,
-        to=RefundStatus.FAILED,
-        source="wallet_response",
-        reason=f"{code}: {reason}",
-        failure_code=code[:64],
-        next_inquiry_at=None,
+    return refused(
+        model=Refund, instance=refund, table=transitions.REFUND, to=RefundStatus.FAILED, code=code, reason=reason
     )
 
 
@@ -616,7 +640,7 @@ def _refund_succeeded(*, refund: Refund, wallet_refund_id: str, source: str) -> 
     locked = Refund.objects.unscoped().select_for_update().get(pk=refund.pk)
     if locked.status == RefundStatus.SUCCEEDED:
         return locked  # counted once, however many answers say so
-    refund = _transition(
+    refund = transition(
         model=Refund,
         instance=locked,
         table=transitions.REFUND,
@@ -627,8 +651,8 @@ def _refund_succeeded(*, refund: Refund, wallet_refund_id: str, source: str) -> 
     )
     order = Order.objects.unscoped().select_for_update().get(pk=refund.order_id)
     refunded = order.refunded_amount + refund.amount
-    to = OrderStatus.REFUNDED if refunded == order.amount else OrderStatus.PARTIALLY_REFUNDED
-    _transition(model=Order, instance=order, table=transitions.ORDER, to=to, source=source, refunded_amount=refunded)
+    to = OrderStatus.REFUNDED if refunded == order.paid_amount else OrderStatus.PARTIALLY_REFUNDED
+    transition(model=Order, instance=order, table=transitions.ORDER, to=to, source=source, refunded_amount=refunded)
     if to == OrderStatus.PARTIALLY_REFUNDED and order.status == OrderStatus.PARTIALLY_REFUNDED:
         Order.objects.unscoped().filter(pk=order.pk).update(refunded_amount=refunded)  # a further partial refund
     return refund
@@ -653,6 +677,11 @@ def order_cancel(*, order: Order, source: str = "api") -> Order:
     )
     if order.status == OrderStatus.CLOSED:
         return order
+    if order.kind == OrderKind.PRE_AUTHORIZATION:
+        raise ConflictError(
+            "payments.order_is_pre_authorization",
+            "This order is a pre-authorization: release it (POST /api/v1/preauthorizations/{id}/release).",
+        )
     if order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
         raise ConflictError("payments.order_already_paid", f"The order is {order.status}; refund it instead.")
     payment = order.payments.exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED]).first()
@@ -663,7 +692,7 @@ def order_cancel(*, order: Order, source: str = "api") -> Order:
             locked = Payment.objects.unscoped().select_for_update().get(pk=payment.pk)
             if locked.status == PaymentStatus.SUCCEEDED:
                 return _voided_after_payment(order=order, source=source)
-            _transition(
+            transition(
                 model=Payment,
                 instance=locked,
                 table=transitions.PAYMENT,
@@ -671,7 +700,7 @@ def order_cancel(*, order: Order, source: str = "api") -> Order:
                 source=source,
                 next_inquiry_at=None,
             )
-        return _transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
+        return transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
 
 
 def _cancel_at_wallet(*, order: Order, payment: Payment) -> None:
@@ -710,13 +739,14 @@ def _voided_after_payment(*, order: Order, source: str) -> Order:
     """A cancel the wallet confirmed for a payment recorded as paid meanwhile: the wallet gave the money back."""
     order = Order.objects.unscoped().select_for_update().get(pk=order.pk)
     logger.error("order %s: cancelled at the wallet after it was paid; the money went back to the user", order)
-    return _transition(
+    return transition(
         model=Order,
         instance=order,
         table=transitions.ORDER,
         to=OrderStatus.REFUNDED,
         source=source,
         reason="cancelled at the wallet after it was paid: the money went back to the user",
+        paid_amount=order.amount,
         refunded_amount=order.amount,
     )
 
@@ -725,9 +755,9 @@ def _voided_after_payment(*, order: Order, source: str) -> Order:
 
 
 def payments_resolve_due(*, limit: int = 100) -> int:
-    """Ask the wallets about payments and refunds whose next inquiry is due: outcomes left unknown, payments
-    no notification has settled yet, and refunds still processing. One row's trouble never stops the others.
-    Returns how many were asked about."""
+    """Ask the wallets about payments and refunds whose next inquiry is due: outcomes left unknown (captures
+    included), payments no notification has settled yet, and refunds still processing. One row's trouble
+    never stops the others. Returns how many were asked about."""
     now = timezone.now()
     payments = claim_due(
         Payment.objects.unscoped()  # batch work across tenants: each row is then handled on its own
@@ -736,7 +766,7 @@ def payments_resolve_due(*, limit: int = 100) -> int:
         field="next_inquiry_at",
         now=now,
         limit=limit,
-        next_at=lambda payment: _next_inquiry(payment.created_at),
+        next_at=lambda payment: next_inquiry(payment.created_at),
     )
     refunds = claim_due(
         Refund.objects.unscoped()
@@ -745,12 +775,12 @@ def payments_resolve_due(*, limit: int = 100) -> int:
         field="next_inquiry_at",
         now=now,
         limit=limit,
-        next_at=lambda refund: _next_inquiry(refund.created_at),
+        next_at=lambda refund: next_inquiry(refund.created_at),
     )
     for payment in payments:
-        _resolve_quietly(order_refresh, order=payment.order, source="wallet_inquiry")
+        resolve_quietly(order_refresh, order=payment.order, source="wallet_inquiry")
     for refund in refunds:
-        _resolve_quietly(refund_refresh, refund=refund)
+        resolve_quietly(refund_refresh, refund=refund)
     return len(payments) + len(refunds)
 
 
@@ -759,12 +789,16 @@ def orders_expire(*, limit: int = 100) -> int:
     the wallet. An order whose cancel the wallet does not confirm stays open for the next run."""
     expired = list(
         Order.objects.unscoped()  # batch work across tenants
-        .filter(status__in=[OrderStatus.PENDING, OrderStatus.PROCESSING], expires_at__lte=timezone.now())
+        .filter(
+            kind=OrderKind.PAYMENT,  # a pre-authorization expires by its own rules (``preauthorizations``)
+            status__in=[OrderStatus.PENDING, OrderStatus.PROCESSING],
+            expires_at__lte=timezone.now(),
+        )
         .select_related("mini_program__merchant", "mini_program__super_app")
         .order_by("expires_at")[:limit]
     )
     for order in expired:
-        _resolve_quietly(_order_expire, order=order)
+        resolve_quietly(_order_expire, order=order)
     return len(expired)
 
 
@@ -774,7 +808,8 @@ def _order_expire(*, order: Order) -> None:
         order_cancel(order=order, source="expiry")
 
 
-def _resolve_quietly(resolve, **kwargs) -> None:
+def resolve_quietly(resolve, **kwargs) -> None:
+    """Run one row's resolution in a batch; what it cannot settle now is logged and left for the next run."""
     try:
         resolve(**kwargs)
     except (ApplicationError, WalletUnknownOutcome) as problem:
