@@ -22,7 +22,7 @@ ORDER: dict[str, frozenset[str]] = {
 }
 
 PAYMENT: dict[str, frozenset[str]] = {
-    P.INITIATED: frozenset({P.PENDING, P.UNKNOWN, P.FAILED, P.CANCELLED}),
+    P.INITIATED: frozenset({P.PENDING, P.UNKNOWN, P.SUCCEEDED, P.FAILED, P.CANCELLED}),
     P.PENDING: frozenset({P.UNKNOWN, P.SUCCEEDED, P.FAILED, P.CANCELLED}),
     P.UNKNOWN: frozenset({P.PENDING, P.SUCCEEDED, P.FAILED, P.CANCELLED}),
     P.SUCCEEDED: frozenset(),
