@@ -219,6 +219,21 @@ SPECTACULAR_SETTINGS = {
         'Every error is `{"error": {"type", "code", "message", "attr", "request_id"}}`.'
     ),
     "VERSION": "1.0.0",
+    "TAGS": [
+        {
+            "name": "pre-authorizations",
+            "description": (
+                "Freeze now, capture the final amount later. 1. `POST /preauthorizations` (the mini program "
+                "needs the `pre_authorization` feature) returns `trade_pay` for `my.tradePay`. 2. The user "
+                "confirms in the super app; the pre-authorization becomes `authorized` (`GET …?refresh=true` asks "
+                "at once). 3. `POST /preauthorizations/{id}/capture` with `amount` and `final` — `false` keeps "
+                "the rest frozen for more captures, `true` captures and releases the rest (`completed`). Each "
+                "capture is a payment of the order. 4. Or `POST /preauthorizations/{id}/release` gives all or "
+                "part of what is frozen back (`released` when nothing was captured). After `expires_at` nothing "
+                "can be captured (`preauthorizations.expired`); what is frozen goes back to the user."
+            ),
+        }
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {

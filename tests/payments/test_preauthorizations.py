@@ -3,10 +3,13 @@ capture in parts or once, release, expire — in both wire variants (classic fre
 payment with a cashier URL). Unknown outcomes are settled by asking, never guessed."""
 
 import datetime
+import re
 
 import httpx
 import pytest
 import time_machine
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.miniprograms.models import Feature
@@ -401,3 +404,18 @@ def test_an_order_of_a_pre_authorization_is_released_not_cancelled(world, mercha
     pending = _create(merchant, scooters[0]).json()
     refused = merchant.post(f"/api/v1/orders/{pending['order']}/cancel")
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "payments.order_is_pre_authorization")
+
+
+def test_the_admin_shows_time_left_and_an_expiring_badge_to_the_merchants_staff(world, merchant, wallet, scooters):
+    soon = _authorised(merchant, wallet, scooters[0], expires_in=3600, reference="SOON")
+    later = _authorised(merchant, wallet, scooters[0], expires_in=3 * 86400, reference="LATER")
+    browser = Client()
+    browser.force_login(world.a.merchants[0].staff)
+    page = browser.get(reverse("admin:payments_preauthorization_changelist")).content.decode()
+    assert page.count("EXPIRING") == 1
+    assert set(re.findall(r"pau_[0-9a-z]{26}", page)) == {soon["id"], later["id"]}  # nobody else's
+    assert "2d 23h" in page
+    soon_pk = PreAuthorization.objects.unscoped().get(public_id=soon["id"]).pk
+    detail = browser.get(reverse("admin:payments_preauthorization_change", args=[soon_pk])).content.decode()
+    assert "EXPIRING" in detail
+    assert "50.00 USD" in detail
