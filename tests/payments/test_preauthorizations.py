@@ -4,13 +4,16 @@ payment with a cashier URL). Unknown outcomes are settled by asking, never guess
 
 import datetime
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 import time_machine
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from apps.miniprograms.models import Feature
 from apps.miniprograms.services import feature_set
@@ -419,3 +422,25 @@ def test_the_admin_shows_time_left_and_an_expiring_badge_to_the_merchants_staff(
     detail = browser.get(reverse("admin:payments_preauthorization_change", args=[soon_pk])).content.decode()
     assert "EXPIRING" in detail
     assert "50.00 USD" in detail
+
+
+@pytest.mark.postgres  # SQLite serialises writers anyway; the row lock is what PostgreSQL needs
+def test_concurrent_captures_never_exceed_what_is_frozen(world, merchant, wallet, scooters):
+    authorised = _authorised(merchant, wallet, scooters[0])
+    key = world.a.merchants[0].key
+
+    def capture_most(_):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        try:
+            return _capture(client, authorised, 3000, final=False).status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = sorted(pool.map(capture_most, range(4)))
+    assert statuses.count(200) == 1
+    assert all(status in (400, 409) for status in statuses if status != 200)
+    settled = merchant.get(f"{BASE}/{authorised['id']}").json()
+    assert (settled["captured_amount"], len(settled["captures"])) == (3000, 1)
+    assert _wallet_totals(settled) == (3000, 0)
