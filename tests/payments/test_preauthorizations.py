@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from apps.core.money import Money
 from apps.miniprograms.models import Feature
-from apps.miniprograms.services import feature_set
+from apps.miniprograms.services import feature_set, product_create
 from apps.payments import tasks
 from apps.payments.models import Order, Payment, PaymentEvent, PreAuthorization, PreAuthorizationRelease
 from apps.sandbox.models import Capture as WalletCapture
@@ -444,3 +445,20 @@ def test_concurrent_captures_never_exceed_what_is_frozen(world, merchant, wallet
     settled = merchant.get(f"{BASE}/{authorised['id']}").json()
     assert (settled["captured_amount"], len(settled["captures"])) == (3000, 1)
     assert _wallet_totals(settled) == (3000, 0)
+
+
+def test_a_user_session_freezes_a_catalogue_deposit_never_its_own_amount(world, api, wallet, scooters):
+    mini_program, _ = scooters
+    product_create(merchant=mini_program.merchant, sku="scooter-day", name="Scooter, one day", price=Money(2500, "USD"))
+    token, user_id = session_of(mini_program, "renter-2")
+    session = api.__class__()
+    session.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    own_price = session.post(BASE, {"amount": 1, "currency": "USD", "description": "Deposit"}, format="json")
+    assert (own_price.status_code, own_price.json()["error"]["code"]) == (400, "payments.items_required")
+    created = session.post(
+        BASE, {"items": [{"sku": "scooter-day", "quantity": 2}], "description": "Deposit"}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert (body["amount"], body["mini_program"], set(body["trade_pay"])) == (5000, "rental-app", {"orderStr"})
+    assert Order.objects.unscoped().get(public_id=body["order"]).wallet_user_id == user_id
