@@ -135,6 +135,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "merchants.poll_registrations": {"queue": "wallet"},
     "payments.*": {"queue": "wallet"},
+    "callbacks.*": {"queue": "callbacks"},
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -148,6 +149,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 120},
     },
+    "callbacks-redrive": {"task": "callbacks.redrive", "schedule": 10.0, "options": {"expires": 60}},
     "usersessions-purge-expired": {"task": "usersessions.purge_expired", "schedule": 3600.0},
     "core-purge-idempotency-records": {"task": "core.purge_idempotency_records", "schedule": 3600.0},
     "sandbox-deliver-due-notifications": {
@@ -286,6 +288,8 @@ LOGGING = {
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # How long a mini program user session lasts; the mini program starts a new one with a fresh auth code.
 USER_SESSION_TTL_SECONDS = env.int("USER_SESSION_TTL_SECONDS", default=30 * 60)
+# How far a notification's Request-Time may be from our clock (either way) before it is refused as stale.
+CALLBACK_TIME_TOLERANCE_SECONDS = env.int("CALLBACK_TIME_TOLERANCE_SECONDS", default=300)
 # How long before a pre-authorization expires its merchant is warned (an event, a log line, a badge in admin).
 PREAUTHORIZATION_EXPIRY_WARNING_SECONDS = env.int("PREAUTHORIZATION_EXPIRY_WARNING_SECONDS", default=24 * 3600)
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)

@@ -6,4 +6,5 @@ app_name = "callbacks"
 urlpatterns = [
     path("<str:callback_token>/payments/notify", views.notify_payment, name="notify-payment"),
     path("<str:callback_token>/merchants/notify-registration", views.notify_registration, name="notify-registration"),
+    path("<str:callback_token>/classic/notify", views.notify_classic, name="notify-classic"),
 ]

@@ -52,10 +52,12 @@ from .services import (
     NOT_FOUND_CODES,
     NOTIFICATION_GRACE,
     ItemRequest,
+    NotificationEffect,
     check_pricing,
     checked_wallet_client,
     new_order,
     next_inquiry,
+    notification_anomaly,
     priced,
     resolve_quietly,
 )
@@ -132,6 +134,7 @@ def preauthorization_create(
             amount=amount,
             title=description,
             pay_timeout=pay_timeout,
+            notify_url=mini_program.super_app.classic_notify_url(),
         )
         PreAuthorization.objects.unscoped().filter(pk=pre_authorization.pk).update(order_str=order_str)
         pre_authorization.order_str = order_str
@@ -648,6 +651,54 @@ def _release_succeeded(release: PreAuthorizationRelease, *, wallet_operation_id:
     if to == Status.RELEASED:
         transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source="release")
     return release
+
+
+# --- notifications -------------------------------------------------------------------------------
+
+
+def authorization_notified(
+    *, pre_authorization: PreAuthorization, succeeded: bool | None, amount: Money, auth_no: str
+) -> NotificationEffect:
+    """The wallet says the user authorised (the freeze notification, or ``notifyPayment`` of an
+    authorization payment): ``authorized``, with ``auth_no``. The amount must be the one asked for; a
+    failure or unknown outcome is asked about instead of believed."""
+    expected = Money(pre_authorization.amount, pre_authorization.currency)
+    if amount != expected:
+        return notification_anomaly(
+            order=pre_authorization.order, reason=f"authorization of {amount}, not the {expected} asked for"
+        )
+    if not succeeded:
+        _schedule_inquiry(pre_authorization, first=True)
+        return NotificationEffect(anomaly=False, summary="not authorised: asked about")
+    if pre_authorization.status != Status.PENDING:
+        return NotificationEffect(anomaly=False, summary=f"already {pre_authorization.status}")
+    _authorized(pre_authorization, auth_no=auth_no, source="wallet_notification")
+    return NotificationEffect(anomaly=False, summary="authorized")
+
+
+def capture_notified(
+    *, capture: Payment, succeeded: bool | None, amount: Money, wallet_payment_id: str
+) -> NotificationEffect:
+    """A trade paid from the frozen funds: the capture succeeded (counted once, however often it is said)."""
+    if amount.value != capture.amount:
+        return notification_anomaly(order=capture.order, reason=f"capture of {amount}, not {capture.amount}")
+    if not succeeded:
+        ask_again(capture, timezone.now())
+        return NotificationEffect(anomaly=False, summary="capture not reported paid: asked about")
+    if capture.status == PaymentStatus.FAILED:
+        return notification_anomaly(order=capture.order, reason=f"capture {capture} reported paid after it failed")
+    _capture_succeeded(capture, wallet_payment_id=wallet_payment_id, source="wallet_notification")
+    return NotificationEffect(anomaly=False, summary="capture succeeded")
+
+
+def release_notified(*, release: PreAuthorizationRelease, succeeded: bool, amount: Money) -> NotificationEffect:
+    """An unfreeze done at the wallet: the release succeeded (counted once)."""
+    if amount.value != release.amount or not succeeded:
+        return notification_anomaly(order=release.order, reason=f"unfreeze of {amount} for {release}")
+    if release.status == ReleaseStatus.FAILED:
+        return notification_anomaly(order=release.order, reason=f"release {release} reported done after it failed")
+    _release_succeeded(release, wallet_operation_id=release.wallet_operation_id)
+    return NotificationEffect(anomaly=False, summary="release succeeded")
 
 
 # --- periodic resolution -------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from apps.superapps.client.errors import WalletBusinessFailure, WalletUnknownOut
 from apps.superapps.models import TradePayMode
 
 from . import transitions
-from .ledger import ask_again, refused, transition
+from .ledger import ask_again, record_event, refused, transition
 from .models import (
     OPEN_PRE_AUTHORIZATION,
     Order,
@@ -292,6 +292,7 @@ def _hand_out_order_str(*, client, payment: Payment, order: Order) -> Payment:
         amount=Money(order.amount, order.currency),
         subject=order.description,
         time_expire=order.expires_at,
+        notify_url=order.mini_program.super_app.classic_notify_url(),
     )
     return transition(
         model=Payment,
@@ -455,6 +456,66 @@ def _apply_payment_state(*, payment: Payment, inquiry: messages.PaymentInquiry, 
         transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
     else:  # still awaiting the user; a payment whose answer was lost stays processing, with no cashier to offer
         _schedule_next_inquiry(payment)
+
+
+# --- notifications (applied by the callbacks inbox, exactly once per notification) ----------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NotificationEffect:
+    """What a notification did: ``anomaly`` when it contradicts what is known (nothing applied)."""
+
+    anomaly: bool
+    summary: str
+
+
+def payment_notified(
+    *, payment: Payment, succeeded: bool | None, amount: Money, wallet_payment_id: str, source: str
+) -> NotificationEffect:
+    """Apply what a notification says of ``payment`` (``succeeded`` ``None``: an unknown outcome, which is
+    asked about at once). A capture goes to ``preauthorizations``. The amount and currency must be the
+    payment's; a final state never moves back (a late ``FAIL`` after ``SUCCESS`` is an anomaly, recorded on
+    the order, not applied); the same news twice changes nothing."""
+    if payment.pre_authorization_id is not None:
+        from .preauthorizations import capture_notified  # captures settle with their pre-authorization
+
+        return capture_notified(
+            capture=payment, succeeded=succeeded, amount=amount, wallet_payment_id=wallet_payment_id
+        )
+    order = payment.order
+    expected = Money(payment.amount, order.currency)
+    if amount != expected:
+        return notification_anomaly(order=order, reason=f"{source}: amount {amount} is not the payment's {expected}")
+    if succeeded is None:
+        ask_again(payment, timezone.now())
+        return NotificationEffect(anomaly=False, summary="outcome unknown: asked about at once")
+    inquiry = messages.PaymentInquiry(
+        payment_id=wallet_payment_id,
+        payment_request_id=payment.payment_request_id,
+        status=messages.PaymentStatus.SUCCESS if succeeded else messages.PaymentStatus.FAIL,
+        amount=amount,
+        payment_time=None,
+        fail_reason="reported failed by the wallet" if not succeeded else None,
+    )
+    try:
+        _apply_payment_state(payment=payment, inquiry=inquiry, source=source)
+    except ConflictError as conflict:
+        return notification_anomaly(order=order, reason=f"{source}: {conflict.message}")
+    return NotificationEffect(anomaly=False, summary=f"payment {'succeeded' if succeeded else 'failed'}")
+
+
+def notification_anomaly(*, order: Order, reason: str) -> NotificationEffect:
+    """Record on ``order`` a notification that contradicts what is known; a person looks at it."""
+    logger.error("order %s: notification not applied: %s", order.public_id, reason)
+    record_event(
+        model=Order,
+        row=order,
+        from_status=order.status,
+        to=order.status,
+        source="notification_anomaly",
+        reason=reason,
+    )
+    return NotificationEffect(anomaly=True, summary=reason[:500])
 
 
 CLIENT_RESULT_MEANINGS = {

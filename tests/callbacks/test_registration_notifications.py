@@ -9,6 +9,7 @@ from apps.merchants.models import Registration, RegistrationStatus
 from apps.merchants.services import registration_transition
 from apps.superapps.client import keys, signing
 from apps.superapps.models import SuperApp
+from tests.callbacks.inbox import drain_inbox
 from tests.conftest import _test_key_pair
 
 
@@ -23,7 +24,7 @@ def _notify(super_app: SuperApp, client_id: str, body: dict | bytes, private_key
     path = f"/callbacks/{super_app.callback_token}/merchants/notify-registration"
     timestamp = signing.now_timestamp()
     header = signing.sign(private_key, path=path, client_id=client_id, timestamp=timestamp, body=raw)
-    return Client().post(
+    response = Client().post(
         path,
         raw + (b" " if tamper else b""),
         content_type="application/json",
@@ -31,6 +32,8 @@ def _notify(super_app: SuperApp, client_id: str, body: dict | bytes, private_key
         HTTP_REQUEST_TIME=timestamp,
         HTTP_SIGNATURE=header,
     )
+    drain_inbox()
+    return response
 
 
 def _result(request_id: str, status: str, reason: str = "") -> dict:

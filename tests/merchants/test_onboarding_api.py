@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from apps.merchants.models import BusinessLicense, Merchant, Registration, WalletCredential
+from tests.callbacks.inbox import drain_inbox
 from tests.merchants.test_registrations import PDF
 from tests.superapps.conftest import make_wallet
 
@@ -66,6 +67,7 @@ def test_isv_onboards_a_merchant_end_to_end(live_server, settings, transactional
     assert submitted.json()["status"] == "under_review"
 
     call_command("sandbox_deliver", stdout=io.StringIO())
+    drain_inbox()  # what the worker does with the notification
     detail = as_merchant.get("/api/v1/merchant").json()
     assert detail["license_status"] == "on_file"
     [registration] = detail["registrations"]

@@ -14,6 +14,7 @@ from apps.core.errors import ApplicationError, ConflictError
 from apps.merchants import selectors, services
 from apps.merchants.models import RegistrationStatus
 from apps.merchants.services import wallet_credential_create
+from tests.callbacks.inbox import drain_inbox
 from tests.superapps.conftest import make_wallet
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -59,8 +60,9 @@ def merchant(world, wallet):
 
 
 def review_and_notify() -> None:
-    """The sandbox finishes due reviews and sends notifyRegistrationStatus to the platform."""
+    """The sandbox finishes due reviews and sends notifyRegistrationStatus to the platform, which applies it."""
     call_command("sandbox_deliver", stdout=io.StringIO())
+    drain_inbox()
 
 
 def test_submit_review_verify_by_notification(merchant, wallet):

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from ulid import ULID
 
+from apps.callbacks.models import InboundNotification
 from apps.core.money import Money
 from apps.superapps.client.client import WalletClient
 from apps.superapps.client.errors import ResponseSignatureError, WalletBusinessFailure, WalletUnknownOutcome
@@ -201,17 +202,15 @@ def _wait_for_delivery(reference: str, *, attempts: int = 1):
     raise AssertionError(f"no delivery attempt for {reference}")
 
 
-def test_the_payment_notification_reaches_the_platform_verified_and_acknowledged(wallet, client_for, caplog):
-    caplog.set_level("INFO", logger="apps.callbacks")
+def test_the_payment_notification_reaches_the_platform_verified_and_acknowledged(world, wallet, client_for):
     client = client_for()
-    response = client.pay(_pay_request(wallet), app_id="app-1")
+    request = _pay_request(wallet)
+    response = client.pay(request, app_id="app-1")
     _pay_at_cashier(response.payment_url)
     notification = _wait_for_delivery(response.payment_id)
     assert notification.status == "DELIVERED"
-    assert any(
-        "notifyPayment received" in record.message and response.payment_id in record.message
-        for record in caplog.records
-    )
+    stored = InboundNotification.objects.unscoped().get(subject=request.payment_request_id)
+    assert (stored.kind, stored.status, stored.merchant_id) == ("payment", "received", world.a.merchants[0].merchant.pk)
 
 
 def test_a_forged_notification_is_refused_and_left_for_retry(wallet, client_for):

@@ -629,3 +629,56 @@ class PaymentNotification:
 
 
 NOTIFICATION_ACK = {"result": {"resultCode": "SUCCESS", "resultStatus": "S", "resultMessage": "success"}}
+
+
+# --- classic async notifications (§8.4): trades and pre-authorisation operations ---------------------
+
+
+class ClassicNotificationType(enum.StrEnum):
+    TRADE = "trade_status_sync"  # an orderStr trade, or one paid from a pre-authorisation (a capture)
+    FREEZE = "fund_auth_freeze"
+    UNFREEZE = "fund_auth_unfreeze"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicNotification:
+    """A classic notification's fields (already verified). ``out_no`` is the trade's ``out_trade_no``, the
+    freeze's ``out_order_no``; ``operation_no`` the operation's ``out_request_no`` (freeze and unfreeze);
+    ``wallet_no`` the ``trade_no`` or ``auth_no``; ``succeeded`` whether the trade is paid or the operation
+    done."""
+
+    type: ClassicNotificationType
+    notify_id: str
+    app_id: str
+    out_no: str
+    operation_no: str | None
+    wallet_no: str
+    succeeded: bool
+    amount: Money
+
+    @classmethod
+    def parse(cls, params: dict) -> ClassicNotification:
+        kind = _enum(ClassicNotificationType, params, "notify_type")
+        currency = _classic_currency(params, "trans_currency")
+        if kind is ClassicNotificationType.TRADE:
+            status = _enum(ClassicTradeStatus, params, "trade_status")
+            return cls(
+                type=kind,
+                notify_id=_text(params, "notify_id"),
+                app_id=_text(params, "app_id"),
+                out_no=_text(params, "out_trade_no"),
+                operation_no=None,
+                wallet_no=_text(params, "trade_no"),
+                succeeded=status in (ClassicTradeStatus.TRADE_SUCCESS, ClassicTradeStatus.TRADE_FINISHED),
+                amount=_major_money(params, "total_amount", currency),
+            )
+        return cls(
+            type=kind,
+            notify_id=_text(params, "notify_id"),
+            app_id=_text(params, "app_id"),
+            out_no=_text(params, "out_order_no"),
+            operation_no=_text(params, "out_request_no"),
+            wallet_no=_text(params, "auth_no"),
+            succeeded=_text(params, "status") == "SUCCESS",
+            amount=_major_money(params, "amount", currency),
+        )

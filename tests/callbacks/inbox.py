@@ -1,0 +1,16 @@
+"""What the Celery worker does with the inbox, for tests that run without one."""
+
+from apps.callbacks.models import InboundNotification, NotificationStatus
+from apps.callbacks.services import notification_process
+
+
+def drain_inbox() -> int:
+    """Process every notification waiting in the inbox (once); returns how many there were."""
+    waiting = list(
+        InboundNotification.objects.unscoped()
+        .filter(status__in=[NotificationStatus.RECEIVED, NotificationStatus.PARKED])
+        .values_list("pk", flat=True)
+    )
+    for pk in waiting:
+        notification_process(notification_id=pk)
+    return len(waiting)
