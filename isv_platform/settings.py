@@ -123,6 +123,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_folder),
         "data_folder_out": str(_broker_folder),
         "processed_folder": str(_broker_folder / "processed"),
+        "control_folder": str(_broker_folder / "control"),  # else kombu writes ./control wherever it runs
+        "polling_interval": 0.1,  # a notification is applied within moments, not after a one-second poll
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True

@@ -94,6 +94,16 @@ def _isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_broker():
+    """Tasks queued by tests without Redis go to memory, never into the file-system broker that
+    ``make run``'s worker reads (it would work through them before the demo's own)."""
+    from isv_platform.celery import app
+
+    if app.conf.broker_url.startswith("filesystem://"):
+        app.conf.broker_url = "memory://"
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(request, settings):
     """Each test gets an empty in-process cache (rate-limit counters included): parallel workers sharing
