@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "apps.miniprograms",
     "apps.usersessions",
     "apps.payments",
+    "apps.webhooks",
     "apps.callbacks",
     "apps.demo",
     "apps.sandbox",

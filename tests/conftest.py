@@ -41,6 +41,7 @@ from apps.superapps.client import keys, messages
 from apps.superapps.client.client import close_pools
 from apps.superapps.models import SuperApp, TradePayMode
 from apps.usersessions.services import session_open
+from apps.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEvent
 from tests.factories import IsvFactory, MembershipFactory, MerchantFactory, UserFactory, issue_key
 
 STAFF_PASSWORD = "correct horse battery staple"
@@ -283,6 +284,31 @@ def _pre_authorization(mini_program, label: str, wallet_user_id: int) -> None:
     )
 
 
+def _webhook_event(mini_program, label: str) -> None:
+    """A webhook event with a failed delivery and its attempt, written directly, as canaries."""
+    tenant = {"isv_id": mini_program.isv_id, "merchant_id": mini_program.merchant_id}
+    event = WebhookEvent.objects.unscoped().create(
+        **tenant, mini_program=mini_program, type="order.paid", data={"reference": f"canary-ref-{label}"}
+    )
+    delivery = WebhookDelivery.objects.unscoped().create(
+        **tenant,
+        event=event,
+        mini_program=mini_program,
+        url=f"https://canary-hooks-{label}.example/webhooks",
+        status=DeliveryStatus.FAILED,
+        attempt_count=1,
+        last_status_code=500,
+    )
+    WebhookAttempt.objects.unscoped().create(
+        **tenant,
+        delivery=delivery,
+        started_at=timezone.now(),
+        duration_ms=12,
+        status_code=500,
+        response_excerpt=f"canary-answer-{label}",
+    )
+
+
 def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
     isv = IsvFactory(name=f"canary-isv-{label}")
     wallet_credential_create(
@@ -320,6 +346,7 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             browser_session, _ = session_of(mini_program, f"canary-browser-{label}{index}")
             _order(mini_program, f"{label}{index}", buyer_id)
             _pre_authorization(mini_program, f"{label}{index}", buyer_id)
+            _webhook_event(mini_program, f"{label}{index}")
         merchant_staff = MembershipFactory(
             user=UserFactory(username=f"merchant-{label}{index}-owner"),
             isv=isv,
