@@ -138,6 +138,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "merchants.poll_registrations": {"queue": "wallet"},
     "payments.*": {"queue": "wallet"},
+    "webhooks.*": {"queue": "webhooks"},
     "callbacks.*": {"queue": "callbacks"},
 }
 CELERY_TASK_IGNORE_RESULT = True
@@ -155,6 +156,7 @@ CELERY_BEAT_SCHEDULE = {
     "callbacks-redrive": {"task": "callbacks.redrive", "schedule": 10.0, "options": {"expires": 60}},
     "usersessions-purge-expired": {"task": "usersessions.purge_expired", "schedule": 3600.0},
     "core-purge-idempotency-records": {"task": "core.purge_idempotency_records", "schedule": 3600.0},
+    "webhooks-deliver-due": {"task": "webhooks.deliver_due", "schedule": 10.0, "options": {"expires": 30}},
     "sandbox-deliver-due-notifications": {
         "task": "sandbox.deliver_due_notifications",
         "schedule": env.float("SANDBOX_SWEEP_SECONDS", default=5.0),
@@ -301,6 +303,8 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int
 
 # Merchant webhook URLs may point at private or loopback addresses (local development only).
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=not PRODUCTION)
+# Webhook retries wait RETRY_DELAYS (about three days in all) times this factor: 1.0 in production.
+WEBHOOK_RETRY_SCALE = env.float("WEBHOOK_RETRY_SCALE", default=1.0)
 
 # Scanned business licenses: PDF, PNG or JPEG up to this size.
 LICENSE_DOCUMENT_MAX_BYTES = env.int("LICENSE_DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024)
