@@ -20,6 +20,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from apps.callbacks.models import InboundNotification, NotificationKind, NotificationStatus
 from apps.core.money import Money
 from apps.core.tenancy import Role
 from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus
@@ -233,6 +234,21 @@ def _order(mini_program, label: str, wallet_user_id: int) -> None:
     )
 
 
+def _inbox_notification(mini_program, label: str) -> None:
+    """A notification the wallet sent about the merchant's canary payment, as the inbox keeps it."""
+    InboundNotification.objects.unscoped().create(
+        super_app=mini_program.super_app,
+        kind=NotificationKind.PAYMENT,
+        isv_id=mini_program.isv_id,
+        merchant_id=mini_program.merchant_id,
+        headers={"client-id": f"canary-client-{label}"},
+        body=f'{{"paymentRequestId": "canary-pr-{label}"}}'.encode(),
+        status=NotificationStatus.PROCESSED,
+        dedupe_key=f"canary-notification-{label}",
+        subject=f"canary-pr-{label}",
+    )
+
+
 def _pre_authorization(mini_program, label: str, wallet_user_id: int) -> None:
     """A pre-authorization part captured and part released, with its capture and release, as canaries."""
     order = Order.objects.unscoped().create(
@@ -346,6 +362,7 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             browser_session, _ = session_of(mini_program, f"canary-browser-{label}{index}")
             _order(mini_program, f"{label}{index}", buyer_id)
             _pre_authorization(mini_program, f"{label}{index}", buyer_id)
+            _inbox_notification(mini_program, f"{label}{index}")
             _webhook_event(mini_program, f"{label}{index}")
         merchant_staff = MembershipFactory(
             user=UserFactory(username=f"merchant-{label}{index}-owner"),

@@ -400,6 +400,25 @@ def _apply_registration(row: InboundNotification, owner: Principal, result: Regi
     return NotificationEffect(anomaly=False, summary=f"registration {result.status}")
 
 
+class NotRetryable(Exception):
+    """Only notifications waiting (received, parked) or given up on (failed) are processed again."""
+
+
+def notification_retry(*, notification: InboundNotification) -> InboundNotification:
+    """Process a notification again now, on a person's say-so: a failed one starts its attempts afresh.
+    Processed, duplicate, anomalous and rejected ones are refused: their effect (or its absence) stands."""
+    retryable = (NotificationStatus.RECEIVED, NotificationStatus.PARKED, NotificationStatus.FAILED)
+    moved = (
+        InboundNotification.objects.unscoped()
+        .filter(pk=notification.pk, status__in=retryable)
+        .update(status=NotificationStatus.RECEIVED, attempts=0)
+    )
+    if not moved:
+        raise NotRetryable(f"it is {notification.get_status_display().lower()}")
+    notification_process(notification_id=notification.pk)
+    return InboundNotification.objects.unscoped().get(pk=notification.pk)
+
+
 def notifications_redrive(*, limit: int = 100) -> int:
     """The sweeper: process what no task did — rows received but left unprocessed (a lost task, a crash
     after commit, a wiped broker) and parked ones whose retry is due. Returns how many it took."""

@@ -119,3 +119,20 @@ class TenantScopedAdmin(admin.ModelAdmin):
         except Exception:
             return None
         return field if field.is_relation and (field.many_to_one or field.one_to_one) else None
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A scoped, read-only inline: history (events, attempts, captures) shown, never edited."""
+
+    extra = 0
+    can_delete = False
+    ordering = ("created_at",)
+
+    def get_queryset(self, request):
+        return self.model.objects.visible_to(request_principal(request))
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -5,27 +5,12 @@ services (the API, or the actions here)."""
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from apps.core.admin import TenantScopedAdmin, request_principal
+from apps.core.admin import ReadOnlyInline, TenantScopedAdmin
 from apps.core.errors import ApplicationError
 from apps.core.money import Money
 
 from . import preauthorizations, selectors
 from .models import Payment, PaymentEvent, PreAuthorization, PreAuthorizationRelease
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    ordering = ("created_at",)
-
-    def get_queryset(self, request):
-        return self.model.objects.visible_to(request_principal(request))
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class CaptureInline(ReadOnlyInline):

@@ -5,27 +5,13 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from apps.core.admin import TenantScopedAdmin, request_principal
+from apps.core.admin import ReadOnlyInline, TenantScopedAdmin
 from apps.core.errors import ApplicationError
 
 from . import services
 from .models import WebhookAttempt, WebhookDelivery, WebhookEvent
 
 ATTEMPT_FIELDS = ("started_at", "duration_ms", "status_code", "error", "response_excerpt")
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def get_queryset(self, request):
-        return self.model.objects.visible_to(request_principal(request))
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class DeliveryInline(ReadOnlyInline):

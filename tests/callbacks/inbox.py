@@ -14,3 +14,8 @@ def drain_inbox() -> int:
     for pk in waiting:
         notification_process(notification_id=pk)
     return len(waiting)
+
+
+def arrived():
+    """What reached the inbox during the test (the world's canary rows aside)."""
+    return InboundNotification.objects.unscoped().exclude(subject__startswith="canary-")

@@ -14,7 +14,7 @@ from apps.callbacks.models import InboundNotification, NotificationStatus
 from apps.payments.models import Order, Payment, PaymentEvent
 from apps.sandbox.services import WALLET_KEY_VERSION, wallet_private_key
 from apps.superapps.client import signing
-from tests.callbacks.inbox import drain_inbox
+from tests.callbacks.inbox import arrived, drain_inbox
 from tests.payments.test_orders import _order
 from tests.worker import _database_url, wait_for
 
@@ -65,9 +65,7 @@ def _transitions(order: Order) -> list[tuple[str, str]]:
 
 
 def _settled() -> bool:
-    open_rows = InboundNotification.objects.unscoped().filter(
-        status__in=[NotificationStatus.RECEIVED, NotificationStatus.PARKED]
-    )
+    open_rows = arrived().filter(status__in=[NotificationStatus.RECEIVED, NotificationStatus.PARKED])
     return not open_rows.exists()
 
 
@@ -88,7 +86,7 @@ def test_fifty_identical_notifications_at_once_make_one_transition(world, api, s
 
     assert Order.objects.unscoped().get(pk=payment.order_id).status == "paid"
     assert _transitions(payment.order) == [("payment", "succeeded"), ("order", "paid")]
-    statuses = list(InboundNotification.objects.unscoped().values_list("status", flat=True))
+    statuses = list(arrived().values_list("status", flat=True))
     assert (statuses.count("processed"), statuses.count("duplicate"), len(statuses)) == (1, 49, 50)
 
 
@@ -102,7 +100,7 @@ def test_a_task_whose_worker_process_is_killed_is_done_again_once(world, api, sh
         blocker.execute("SELECT id FROM payments_payment WHERE id = %s FOR UPDATE", [payment.pk])
         with httpx.Client(base_url=wallet.base_url, timeout=30) as http:
             assert http.post(path, content=body, headers=headers).status_code == 200
-        stored = InboundNotification.objects.unscoped().get(subject=payment.payment_request_id)
+        stored = arrived().get(subject=payment.payment_request_id)
         wait_for(lambda: _attempts(stored) == 1, what="the first attempt to start")
         celery_worker.kill_child()
         blocker.rollback()
@@ -113,7 +111,7 @@ def test_a_task_whose_worker_process_is_killed_is_done_again_once(world, api, sh
 
 
 def _attempts(stored: InboundNotification) -> int:
-    return InboundNotification.objects.unscoped().get(pk=stored.pk).attempts
+    return arrived().get(pk=stored.pk).attempts
 
 
 @pytest.mark.parametrize("sequence", list(itertools.permutations(["S", "F", "S", "U"], 4))[:12])

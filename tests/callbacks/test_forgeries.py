@@ -10,11 +10,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from apps.callbacks.models import InboundNotification
 from apps.payments.models import Order, Payment, PaymentEvent
 from apps.sandbox.services import WALLET_KEY_VERSION, wallet_private_key
 from apps.superapps.client import keys, signing
-from tests.callbacks.inbox import drain_inbox
+from tests.callbacks.inbox import arrived, drain_inbox
 from tests.conftest import _test_key_pair
 from tests.payments.test_orders import _order
 
@@ -108,7 +107,7 @@ def test_a_thousand_forgeries_are_refused_and_change_nothing(world, api, shop, w
         response = _post(forged_path, forged_body, headers)
         assert 400 <= response.status_code < 500, (label, response.status_code)
     assert drain_inbox() == 0
-    assert not InboundNotification.objects.unscoped().exclude(status="rejected").exists()
+    assert not arrived().exclude(status="rejected").exists()
     assert Order.objects.unscoped().get(public_id=order_id).status == "pending"
     assert PaymentEvent.objects.unscoped().count() == events_before
 
@@ -118,9 +117,7 @@ def test_a_thousand_forgeries_are_refused_and_change_nothing(world, api, shop, w
     assert json.loads(replayed.content)["result"]["resultStatus"] == "S"
     drain_inbox()
     assert Order.objects.unscoped().get(public_id=order_id).status == "paid"
-    assert sorted(
-        InboundNotification.objects.unscoped().exclude(status="rejected").values_list("status", flat=True)
-    ) == [
+    assert sorted(arrived().exclude(status="rejected").values_list("status", flat=True)) == [
         "duplicate",
         "processed",
     ]

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import time_machine
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.callbacks import services as callbacks
@@ -19,7 +20,7 @@ from apps.sandbox.models import Notification as WalletNotification
 from apps.sandbox.services import WALLET_KEY_VERSION, wallet_private_key
 from apps.superapps.client import keys, signing
 from apps.superapps.models import TradePayMode
-from tests.callbacks.inbox import drain_inbox
+from tests.callbacks.inbox import arrived, drain_inbox
 from tests.conftest import _test_key_pair
 from tests.payments.conftest import ready_mini_program
 from tests.payments.test_orders import _order
@@ -30,7 +31,7 @@ from tests.superapps.test_client_against_sandbox import _pay_at_cashier
 
 
 def _inbox(**filters):
-    return InboundNotification.objects.unscoped().filter(**filters)
+    return arrived().filter(**filters)
 
 
 def _paid_at_cashier(api, world, **overrides) -> dict:
@@ -241,3 +242,21 @@ def test_pre_authorization_notifications_authorise_and_never_count_twice(world, 
     settled = merchant.get(f"{BASE}/{created['id']}").json()
     assert (settled["captured_amount"], settled["released_amount"]) == (1000, 500)
     assert set(_inbox(kind="classic").values_list("status", flat=True)) == {"processed"}
+
+
+def test_staff_process_a_given_up_notification_again_from_the_admin(world, api, shop, wallet):
+    order = _paid_at_cashier(api, world)
+    stored = _inbox(kind="payment").get()
+    InboundNotification.objects.unscoped().filter(pk=stored.pk).update(status="failed", attempts=11)
+    browser = Client()
+    browser.force_login(world.operator)
+    changelist = reverse("admin:callbacks_inboundnotification_changelist")
+    page = browser.get(reverse("admin:callbacks_inboundnotification_change", args=[stored.pk])).content.decode()
+    assert stored.public_id in page
+    assert "paymentRequestId" in page
+    browser.post(changelist, {"action": "process_again", "_selected_action": [stored.pk]})
+    stored.refresh_from_db()
+    assert (stored.status, stored.attempts, _status(order["id"])) == ("processed", 1, "paid")
+    browser.post(changelist, {"action": "process_again", "_selected_action": [stored.pk]})
+    stored.refresh_from_db()
+    assert stored.attempts == 1  # a processed notification is not processed again
