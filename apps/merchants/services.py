@@ -184,7 +184,37 @@ def registration_transition(
         setattr(locked, name, value)
     locked.save(update_fields=["status", "updated_at", *changes])
     event.save()
+    if to in REGISTRATION_WEBHOOKS:
+        _announce_registration(locked)
     return locked
+
+
+# The registration outcomes a merchant's server is told about, as webhook event types.
+REGISTRATION_WEBHOOKS = {
+    RegistrationStatus.VERIFIED: "registration.verified",
+    RegistrationStatus.REJECTED: "registration.rejected",
+    RegistrationStatus.EXPIRED: "registration.expired",
+}
+
+
+def _announce_registration(registration: Registration) -> None:
+    """The webhook event of a decided registration, in the transaction of the decision. Webhooks sit above
+    this app (their deliveries go to mini programs), hence the import at call time: the one exception to the
+    import direction, kept to this function."""
+    from apps.webhooks.services import webhook_event_record
+
+    webhook_event_record(
+        isv_id=registration.isv_id,
+        merchant_id=registration.merchant_id,
+        type=REGISTRATION_WEBHOOKS[registration.status],
+        data={
+            "object": "registration",
+            "id": registration.public_id,
+            "super_app": registration.super_app.code,
+            "status": registration.status,
+            "rejection_reason": registration.rejection_reason,
+        },
+    )
 
 
 def registration_submit(*, merchant: Merchant, super_app: SuperApp, source: str, actor: str = "") -> Registration:

@@ -2,13 +2,15 @@
 
 Every service of this app moves orders, payments, refunds, pre-authorizations and releases through
 ``transition``; ``record_event`` writes the append-only ``PaymentEvent`` of a move (or of a hint that moved
-nothing).
+nothing). A move the merchant is told about (``WEBHOOK_TYPES``) also records its webhook event, in the
+same transaction: the change and the news of it commit together.
 """
 
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import ConflictError
+from apps.webhooks.services import webhook_event_record
 
 from .models import Order, Payment, PaymentEvent, PreAuthorization, PreAuthorizationRelease, Refund
 
@@ -34,6 +36,7 @@ def transition(
             instance.status, instance.updated_at = to, now
             for name, value in changes.items():
                 setattr(instance, name, value)
+            announce(model=model, row=instance)
             return instance
     locked = model.objects.unscoped().select_for_update().get(pk=instance.pk)
     if locked.status == to:
@@ -48,6 +51,7 @@ def transition(
     for name, value in changes.items():
         setattr(locked, name, value)
     locked.save(update_fields=["status", "updated_at", *changes])
+    announce(model=model, row=locked)
     return locked
 
 
@@ -94,3 +98,72 @@ def ask_again(instance, due):
     type(instance).objects.unscoped().filter(pk=instance.pk).update(next_inquiry_at=due)
     instance.next_inquiry_at = due
     return instance
+
+
+WEBHOOK_TYPES = {
+    (Order, "paid"): "order.paid",
+    (Order, "failed"): "order.failed",
+    (Order, "closed"): "order.closed",
+    (Refund, "succeeded"): "refund.succeeded",
+    (Refund, "failed"): "refund.failed",
+    (PreAuthorization, "authorized"): "preauthorization.authorized",
+    (PreAuthorization, "partially_captured"): "preauthorization.captured",
+    (PreAuthorization, "completed"): "preauthorization.completed",
+    (PreAuthorization, "released"): "preauthorization.released",
+    (PreAuthorization, "expired"): "preauthorization.expired",
+    (PreAuthorization, "failed"): "preauthorization.failed",
+}
+
+
+def announce(*, model, row, type: str | None = None) -> None:
+    """Record the webhook event of ``row``'s new state (or the given ``type``) if the merchant is told of
+    it; the caller is in the transaction of the change."""
+    type = type or WEBHOOK_TYPES.get((model, row.status))
+    if type is None:
+        return
+    order = (
+        row if model is Order else Order.objects.unscoped().only("mini_program_id", "public_id").get(pk=row.order_id)
+    )
+    webhook_event_record(
+        isv_id=row.isv_id,
+        merchant_id=row.merchant_id,
+        mini_program_id=order.mini_program_id,
+        type=type,
+        data=_payload(model, row, order),
+    )
+
+
+def _payload(model, row, order: Order) -> dict:
+    """The object as the merchant knows it from the API: ids, status and amounts in minor units."""
+    if model is Order:
+        return {
+            "object": "order",
+            "id": row.public_id,
+            "kind": row.kind,
+            "status": row.status,
+            "amount": row.amount,
+            "currency": row.currency,
+            "paid_amount": row.paid_amount,
+            "refunded_amount": row.refunded_amount,
+            "reference": row.reference,
+        }
+    if model is Refund:
+        return {
+            "object": "refund",
+            "id": row.public_id,
+            "order": order.public_id,
+            "status": row.status,
+            "amount": row.amount,
+            "currency": row.currency,
+        }
+    return {
+        "object": "preauthorization",
+        "id": row.public_id,
+        "order": order.public_id,
+        "status": row.status,
+        "amount": row.amount,
+        "currency": row.currency,
+        "captured_amount": row.captured_amount,
+        "released_amount": row.released_amount,
+        "expires_at": row.expires_at.isoformat(timespec="seconds"),
+    }

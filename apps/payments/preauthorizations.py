@@ -33,7 +33,7 @@ from apps.superapps.client.errors import WalletBusinessFailure, WalletUnknownOut
 from apps.superapps.models import TradePayMode
 
 from . import transitions
-from .ledger import ask_again, record_event, refused, transition
+from .ledger import announce, ask_again, record_event, refused, transition
 from .models import (
     OPEN_PRE_AUTHORIZATION,
     Order,
@@ -499,6 +499,7 @@ def _capture_succeeded(capture: Payment, *, wallet_payment_id: str, source: str)
         to=Status.COMPLETED if finished else Status.PARTIALLY_CAPTURED,
         source=source,
         reason=f"captured {capture.amount}" + (f", released {rest}" if capture.capture_final and rest else ""),
+        news="preauthorization.captured",
         captured_amount=captured,
         released_amount=released,
     )
@@ -518,12 +519,18 @@ def _capture_succeeded(capture: Payment, *, wallet_payment_id: str, source: str)
     return capture
 
 
-def _move_totals(pre_authorization: PreAuthorization, *, to: str, source: str, reason: str, **totals) -> None:
+def _move_totals(
+    pre_authorization: PreAuthorization, *, to: str, source: str, reason: str, news: str | None = None, **totals
+) -> None:
     """Apply new totals to the locked pre-authorization, moving it to ``to``; staying where it is (a further
-    partial capture or release) is recorded as an event all the same."""
+    partial capture or release) is recorded as an event all the same, and told to the merchant as ``news``."""
     if pre_authorization.status == to:
         PreAuthorization.objects.unscoped().filter(pk=pre_authorization.pk).update(updated_at=timezone.now(), **totals)
         record_event(model=PreAuthorization, row=pre_authorization, from_status=to, to=to, source=source, reason=reason)
+        if news:
+            for name, value in totals.items():
+                setattr(pre_authorization, name, value)
+            announce(model=PreAuthorization, row=pre_authorization, type=news)
         return
     transition(
         model=PreAuthorization,
@@ -816,6 +823,7 @@ def _warn_expiry(pre_authorization: PreAuthorization) -> None:
             reason=f"expires at {pre_authorization.expires_at.isoformat(timespec='seconds')} with {left} "
             f"{pre_authorization.currency} (minor units) still frozen: capture or release it before then",
         )
+        announce(model=PreAuthorization, row=pre_authorization, type="preauthorization.expiring")
     logger.warning(
         "pre-authorization %s of merchant %s expires at %s with %s %s frozen",
         pre_authorization,

@@ -14,6 +14,7 @@ from apps.callbacks.models import InboundNotification, NotificationStatus
 from apps.payments.models import Order, Payment, PaymentEvent
 from apps.sandbox.services import WALLET_KEY_VERSION, wallet_private_key
 from apps.superapps.client import signing
+from apps.webhooks.models import WebhookEvent
 from tests.callbacks.inbox import arrived, drain_inbox
 from tests.payments.test_orders import _order
 from tests.worker import _database_url, wait_for
@@ -88,6 +89,8 @@ def test_fifty_identical_notifications_at_once_make_one_transition(world, api, s
     assert _transitions(payment.order) == [("payment", "succeeded"), ("order", "paid")]
     statuses = list(arrived().values_list("status", flat=True))
     assert (statuses.count("processed"), statuses.count("duplicate"), len(statuses)) == (1, 49, 50)
+    told = WebhookEvent.objects.unscoped().filter(merchant_id=payment.merchant_id, type="order.paid")
+    assert told.count() == 1  # one webhook event, so one delivery per endpoint
 
 
 @pytest.mark.postgres
