@@ -28,6 +28,7 @@ urlpatterns = [
 ]
 if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("apps.sandbox.urls")))
+    urlpatterns.append(path("demo/", include("apps.demo.urls")))
 
 
 def handler404(request, exception):

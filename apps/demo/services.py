@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -215,7 +216,10 @@ def _mini_program_and_catalogue(*, merchant: Merchant, super_app: SuperApp) -> t
             default_currency=DEMO_CURRENCY,
         ).mini_program
     mini_program = mini_program_services.mini_program_update(
-        mini_program=mini_program, status=MiniProgramStatus.PUBLISHED
+        mini_program=mini_program,
+        status=MiniProgramStatus.PUBLISHED,
+        # The demo merchant's server (apps/demo/views.py): its webhook log in the admin fills as orders move.
+        webhook_url=f"{settings.PUBLIC_BASE_URL}{reverse('demo:merchant-webhook', args=[app_id])}",
     )
     for feature in features:
         mini_program_services.feature_set(mini_program=mini_program, feature=feature, enabled=True)
