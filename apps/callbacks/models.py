@@ -16,6 +16,7 @@ from apps.superapps.models import SuperApp
 
 class NotificationKind(models.TextChoices):
     PAYMENT = "payment", "notifyPayment"
+    REFUND = "refund", "notifyRefund"
     REGISTRATION = "registration", "notifyRegistrationStatus"
     CLASSIC = "classic", "Classic async notification (orderStr payments, pre-authorizations)"
 

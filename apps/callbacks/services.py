@@ -28,9 +28,9 @@ from apps.core.services import claim_due
 from apps.core.tenancy import Principal
 from apps.merchants import services as merchant_services
 from apps.merchants.models import Registration, WalletCredential
-from apps.payments.models import Payment, PreAuthorization, PreAuthorizationRelease
+from apps.payments.models import Payment, PreAuthorization, PreAuthorizationRelease, Refund
 from apps.payments.preauthorizations import authorization_notified, release_notified
-from apps.payments.services import NotificationEffect, payment_notified
+from apps.payments.services import NotificationEffect, payment_notified, refund_notified
 from apps.superapps.client import keys, orderstr, signing
 from apps.superapps.client.messages import (
     NOTIFICATION_ACK,
@@ -39,6 +39,7 @@ from apps.superapps.client.messages import (
     MessageError,
     PaymentNotification,
     PaymentOutcome,
+    RefundNotification,
     RegistrationResult,
 )
 from apps.superapps.models import SuperApp
@@ -161,6 +162,11 @@ def _verify(*, super_app: SuperApp, kind: str, path: str, headers: dict[str, str
         if kind == NotificationKind.PAYMENT:
             news = PaymentNotification.parse(payload)
             return Verified(credential, f"{scope}:{news.payment_request_id}:{news.outcome}", news.payment_request_id)
+        if kind == NotificationKind.REFUND:
+            refund = RefundNotification.parse(payload)
+            return Verified(
+                credential, f"{scope}:{refund.refund_request_id}:{refund.succeeded}", refund.refund_request_id
+            )
         result = RegistrationResult.parse(payload)
     except MessageError as error:
         raise Refused("PARAM_ILLEGAL", str(error)) from None
@@ -313,6 +319,8 @@ def _apply(row: InboundNotification) -> NotificationEffect:
     body = bytes(row.body)
     if row.kind == NotificationKind.REGISTRATION:
         return _apply_registration(row, owner, RegistrationResult.parse(json.loads(body)))
+    if row.kind == NotificationKind.REFUND:
+        return _apply_refund(owner, RefundNotification.parse(json.loads(body)))
     if row.kind == NotificationKind.PAYMENT:
         news = PaymentNotification.parse(json.loads(body))
         succeeded = {PaymentOutcome.SUCCEEDED: True, PaymentOutcome.FAILED: False}.get(news.outcome)
@@ -361,6 +369,18 @@ def _apply_payment(
     return authorization_notified(
         pre_authorization=_pre_authorization(owner, request_id), succeeded=succeeded, amount=amount, auth_no=wallet_no
     )
+
+
+def _apply_refund(owner: Principal, news: RefundNotification) -> NotificationEffect:
+    refund = (
+        Refund.objects.visible_to(owner)
+        .select_related("order")
+        .filter(refund_request_id=news.refund_request_id)
+        .first()
+    )
+    if refund is None:
+        raise Parked(f"no refund {news.refund_request_id}")
+    return refund_notified(refund=refund, succeeded=news.succeeded, amount=news.amount, wallet_refund_id=news.refund_id)
 
 
 def _pre_authorization(owner: Principal, out_order_no: str) -> PreAuthorization:

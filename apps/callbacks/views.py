@@ -35,5 +35,6 @@ def _notification_view(kind: str):
 
 
 notify_payment = _notification_view(NotificationKind.PAYMENT)
+notify_refund = _notification_view(NotificationKind.REFUND)
 notify_registration = _notification_view(NotificationKind.REGISTRATION)
 notify_classic = _notification_view(NotificationKind.CLASSIC)

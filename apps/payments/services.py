@@ -504,6 +504,21 @@ def payment_notified(
     return NotificationEffect(anomaly=False, summary=f"payment {'succeeded' if succeeded else 'failed'}")
 
 
+def refund_notified(*, refund: Refund, succeeded: bool, amount: Money, wallet_refund_id: str) -> NotificationEffect:
+    """Apply ``notifyRefund``: the refund succeeded (counted once) or failed. The amount must be the
+    refund's; a failure after success is an anomaly, not a regression."""
+    if amount != Money(refund.amount, refund.currency):
+        return notification_anomaly(order=refund.order, reason=f"refund of {amount}, not {refund.amount}")
+    try:
+        if succeeded:
+            _refund_succeeded(refund=refund, wallet_refund_id=wallet_refund_id, source="wallet_notification")
+        else:
+            _refund_failed(refund=refund, code="FAIL", reason="reported failed by the wallet")
+    except ConflictError as conflict:
+        return notification_anomaly(order=refund.order, reason=f"wallet_notification: {conflict.message}")
+    return NotificationEffect(anomaly=False, summary=f"refund {'succeeded' if succeeded else 'failed'}")
+
+
 def notification_anomaly(*, order: Order, reason: str) -> NotificationEffect:
     """Record on ``order`` a notification that contradicts what is known; a person looks at it."""
     logger.error("order %s: notification not applied: %s", order.public_id, reason)
@@ -638,6 +653,7 @@ def _send_refund(refund: Refund) -> Refund:
                 payment_id=payment.wallet_payment_id,
                 amount=amount,
                 reason=refund.reason or None,
+                notify_url=refund.order.mini_program.super_app.refund_notify_url(),
             )
             wallet_refund_id = client.refund(request).refund_id
     except WalletBusinessFailure as failure:

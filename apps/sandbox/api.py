@@ -161,6 +161,7 @@ def refund(call: ApiCall) -> dict:
     refund_request_id = string(body, "refundRequestId", max_length=64)
     currency, value = amount(body, "refundAmount")
     reason = string(body, "refundReason", max_length=256, required=False)
+    notify_url = string(body, "refundNotifyUrl", max_length=1024, required=False)
     return services.refund_create(
         client=call.client,
         payment=_payment(call),
@@ -169,6 +170,7 @@ def refund(call: ApiCall) -> dict:
         currency=currency,
         amount=value,
         reason=reason,
+        notify_url=notify_url or "",
         leave_processing=bool(call.faults.get("result_u")),
     )
 

@@ -199,6 +199,7 @@ class Refund(models.Model):
     currency = models.CharField(max_length=3)
     amount = models.PositiveBigIntegerField()
     reason = models.CharField(max_length=256, blank=True)
+    notify_url = models.URLField(max_length=1024, blank=True, help_text="refundNotifyUrl: notifyRefund goes there.")
     status = models.CharField(max_length=16, choices=Status.choices)
     refunded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -411,6 +412,7 @@ class Notification(models.Model):
 
     class Kind(models.TextChoices):
         PAYMENT = "PAYMENT", "notifyPayment"
+        REFUND = "REFUND", "notifyRefund"
         REGISTRATION = "REGISTRATION", "notifyRegistrationStatus"
         CLASSIC = "CLASSIC", "classic async notification"
 

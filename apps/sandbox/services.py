@@ -428,10 +428,12 @@ def refund_create(
     currency: str,
     amount: int,
     reason: str,
+    notify_url: str = "",
     leave_processing: bool = False,
 ) -> dict:
-    """Refund part or all of a paid payment. ``leave_processing`` (the ``result_u`` fault) accepts the refund
-    but moves no money until an inquiry completes it, and answers ``REFUND_IN_PROCESS``."""
+    """Refund part or all of a paid payment, and queue ``notifyRefund`` to ``notify_url`` once it is done.
+    ``leave_processing`` (the ``result_u`` fault) accepts the refund but moves no money until an inquiry
+    completes it, and answers ``REFUND_IN_PROCESS``."""
     existing = Refund.objects.filter(client=client, refund_request_id=refund_request_id).first()
     if existing is not None:
         return _refund_replay(existing, fingerprint)
@@ -454,6 +456,7 @@ def refund_create(
                 currency=currency,
                 amount=amount,
                 reason=reason,
+                notify_url=notify_url,
                 status=Refund.Status.PROCESSING,
             )
             if not leave_processing:
@@ -485,6 +488,28 @@ def _refund_settle(refund: Refund) -> None:
         {"result": result(), "refundId": refund.refund_id, "refundTime": iso(refund.refunded_at)}
     )
     refund.save(update_fields=["status", "refunded_at", "response_body"])
+    if refund.notify_url:
+        _enqueue(
+            client=payment.client,
+            kind=Notification.Kind.REFUND,
+            reference=refund.refund_id,
+            url=refund.notify_url,
+            body=dumps(_refund_notification(refund)),
+            fault_settings=payment.faults,
+        )
+
+
+def _refund_notification(refund: Refund) -> dict:
+    """``notifyRefund``: the refund's final result (the sandbox's refunds end in success)."""
+    return {
+        "notifyType": "REFUND_RESULT",
+        "result": result(),
+        "refundStatus": "SUCCESS",
+        "refundRequestId": refund.refund_request_id,
+        "refundId": refund.refund_id,
+        "refundAmount": money(refund.currency, refund.amount),
+        "refundTime": iso(refund.refunded_at),
+    }
 
 
 def _refund_replay(refund: Refund, fingerprint: str) -> dict:

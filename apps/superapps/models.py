@@ -68,6 +68,10 @@ class SuperApp(TimeStampedModel):
         """The ``paymentNotifyUrl`` the platform puts in its requests to this super app (on every order)."""
         return settings.PUBLIC_BASE_URL + _callback_path("callbacks:notify-payment", self.callback_token)
 
+    def refund_notify_url(self) -> str:
+        """The ``refundNotifyUrl`` of the platform's refunds at this super app."""
+        return settings.PUBLIC_BASE_URL + _callback_path("callbacks:notify-refund", self.callback_token)
+
     def classic_notify_url(self) -> str:
         """The ``notify_url`` of the platform's orderStrs (trades and freezes) at this super app."""
         return settings.PUBLIC_BASE_URL + _callback_path("callbacks:notify-classic", self.callback_token)

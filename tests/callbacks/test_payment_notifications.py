@@ -14,9 +14,11 @@ from django.utils import timezone
 
 from apps.callbacks import services as callbacks
 from apps.callbacks.models import InboundNotification, NotificationStatus
-from apps.payments.models import Order, Payment, PaymentEvent
+from apps.payments.models import Order, Payment, PaymentEvent, Refund
+from apps.sandbox import services as sandbox_services
 from apps.sandbox.models import ClassicOrder
 from apps.sandbox.models import Notification as WalletNotification
+from apps.sandbox.models import Refund as WalletRefund
 from apps.sandbox.services import WALLET_KEY_VERSION, wallet_private_key
 from apps.superapps.client import keys, signing
 from apps.superapps.models import TradePayMode
@@ -260,3 +262,26 @@ def test_staff_process_a_given_up_notification_again_from_the_admin(world, api, 
     browser.post(changelist, {"action": "process_again", "_selected_action": [stored.pk]})
     stored.refresh_from_db()
     assert stored.attempts == 1  # a processed notification is not processed again
+
+
+def test_a_refund_left_processing_is_settled_by_notify_refund(world, api, shop, wallet):
+    order = _paid_at_cashier(api, world)
+    drain_inbox()
+    credential = shop.merchant.wallet_credentials.get(super_app=wallet.super_app)
+    wallet.register(credential, faults={"result_u": True})  # the wallet accepts the refund, then works on it
+    merchant = api.as_key(world.a.key, merchant=world.a.merchants[0].merchant)
+    refund = merchant.post(f"/api/v1/orders/{order['id']}/refunds", {"amount": 500}, format="json").json()
+    wallet.register(credential)
+    assert refund["status"] == "processing"
+
+    sandbox_services.refund_complete(refund=WalletRefund.objects.get())  # the wallet finishes it, and says so
+    join_notifiers()
+    [stored] = _inbox(kind="refund")
+    assert stored.subject == Refund.objects.unscoped().get(public_id=refund["id"]).refund_request_id
+    drain_inbox()
+    assert Refund.objects.unscoped().get(public_id=refund["id"]).status == "succeeded"
+    assert merchant.get(f"/api/v1/orders/{order['id']}").json()["refunded_amount"] == 500
+    assert _events(order["id"], "wallet_notification")[-2:] == [
+        ("refund", "succeeded"),
+        ("order", "partially_refunded"),
+    ]

@@ -261,6 +261,7 @@ class RefundRequest:
     payment_id: str
     amount: Money
     reason: str | None = None
+    notify_url: str | None = None  # refundNotifyUrl: where notifyRefund goes
 
     def body(self, *, version: ApiVersion, partner_id: str | None, site_name: str | None) -> dict:
         body = {
@@ -268,6 +269,7 @@ class RefundRequest:
             "paymentId": self.payment_id,
             "refundAmount": self.amount.to_wire(),
             "refundReason": self.reason,
+            "refundNotifyUrl": self.notify_url,
         }
         if version is ApiVersion.V1:
             body["partnerId"] = partner_id
@@ -625,6 +627,28 @@ class PaymentNotification:
             amount=_money(body, "paymentAmount"),
             payment_time=_text(body, "paymentTime", required=False),
             customer_id=_text(body, "customerId", required=False),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RefundNotification:
+    """``notifyRefund``: a refund's final result."""
+
+    refund_id: str
+    refund_request_id: str
+    succeeded: bool
+    amount: Money
+
+    @classmethod
+    def parse(cls, body: dict) -> RefundNotification:
+        status = _text(body, "refundStatus")
+        if status not in ("SUCCESS", "FAIL"):
+            raise MessageError(f"unknown refundStatus {status!r}")
+        return cls(
+            refund_id=_text(body, "refundId"),
+            refund_request_id=_text(body, "refundRequestId"),
+            succeeded=status == "SUCCESS",
+            amount=_money(body, "refundAmount"),
         )
 
 
