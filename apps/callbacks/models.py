@@ -22,7 +22,8 @@ class NotificationKind(models.TextChoices):
 
 
 class NotificationStatus(models.TextChoices):
-    RECEIVED = "received", "Received (to be processed)"
+    UNVERIFIED = "unverified", "Unverified (stored; never processed unless verified)"
+    RECEIVED = "received", "Received (verified, to be processed)"
     PROCESSED = "processed", "Processed"
     PARKED = "parked", "Parked (names something not known yet; retried)"
     ANOMALY = "anomaly", "Anomaly (contradicts what is known; not applied)"
@@ -43,7 +44,7 @@ class InboundNotification(TenantOwnedModel):
     headers = models.JSONField(default=dict)
     body = models.BinaryField()
     received_at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(max_length=20, choices=NotificationStatus.choices, default=NotificationStatus.RECEIVED)
+    status = models.CharField(max_length=20, choices=NotificationStatus.choices, default=NotificationStatus.UNVERIFIED)
     dedupe_key = models.CharField(
         max_length=200, null=True, blank=True, unique=True, help_text="What makes a delivery the same notification."
     )

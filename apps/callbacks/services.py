@@ -96,22 +96,21 @@ def notification_receive(
     Rejected deliveries are kept (``rejected``, with the reason) and answered with ``F`` (classic:
     ``fail``); a duplicate is kept (``duplicate``) and acknowledged like the first, with no effect.
     """
+    # Stored ``unverified``: if this process dies before the verdict, the row stays evidence and is never
+    # processed; the wallet, unanswered, delivers again.
     notification = InboundNotification.objects.create(
         super_app=super_app,
         kind=kind,
         headers={name: value[:2000] for name, value in headers.items() if name in KEPT_HEADERS},
         body=body,
         remote_addr=remote_addr,
-        next_attempt_at=timezone.now() + REDRIVE_AFTER,
     )
     try:
         verified = _verify(super_app=super_app, kind=kind, path=path, headers=headers, body=body)
     except Refused as refused:
         logger.warning("%s from %s refused: %s", kind, super_app.code, refused.message)
         InboundNotification.objects.unscoped().filter(pk=notification.pk).update(
-            status=NotificationStatus.REJECTED,
-            outcome=f"{refused.code}: {refused.message}"[:500],
-            next_attempt_at=None,
+            status=NotificationStatus.REJECTED, outcome=f"{refused.code}: {refused.message}"[:500]
         )
         return _refusal(kind, refused)
     credential = verified.credential
@@ -119,11 +118,16 @@ def notification_receive(
     inbox = InboundNotification.objects.unscoped().filter(pk=notification.pk)
     try:
         with transaction.atomic():
-            inbox.update(dedupe_key=verified.dedupe_key, **tenant)
+            inbox.update(
+                status=NotificationStatus.RECEIVED,
+                dedupe_key=verified.dedupe_key,
+                next_attempt_at=timezone.now() + REDRIVE_AFTER,  # the sweeper's, if the task is lost
+                **tenant,
+            )
             transaction.on_commit(lambda: _queue(notification.pk))
     except IntegrityError:
         first = InboundNotification.objects.unscoped().filter(dedupe_key=verified.dedupe_key).first()
-        inbox.update(status=NotificationStatus.DUPLICATE, duplicate_of=first, next_attempt_at=None, **tenant)
+        inbox.update(status=NotificationStatus.DUPLICATE, duplicate_of=first, **tenant)
     if kind == NotificationKind.CLASSIC:
         return Acknowledgement(status=200, body=b"success", headers={}, content_type="text/plain; charset=utf-8")
     return _signed_ack(credential, path=path)
@@ -292,6 +296,7 @@ def _locked_pending(notification_id: int) -> InboundNotification | None:
         InboundNotification.objects.unscoped()  # a task works on one row it was handed, across tenants
         .select_for_update()
         .filter(pk=notification_id, status__in=[NotificationStatus.RECEIVED, NotificationStatus.PARKED])
+        .exclude(dedupe_key=None)  # only what was verified is ever applied
         .select_related("super_app")
         .first()
     )

@@ -285,3 +285,27 @@ def test_a_refund_left_processing_is_settled_by_notify_refund(world, api, shop, 
         ("refund", "succeeded"),
         ("order", "partially_refunded"),
     ]
+
+
+def test_a_crash_before_the_verdict_leaves_evidence_never_an_effect(world, api, shop, wallet, monkeypatch):
+    """The raw row is committed first; if the process dies before verifying it, the row is never processed
+    (it was never verified), and the wallet — unanswered — delivers again."""
+    order = _with_request_id(_order(api, world).json())
+
+    def crash(**kwargs):
+        raise RuntimeError("the web process died")
+
+    monkeypatch.setattr(callbacks, "_verify", crash)
+    with pytest.raises(RuntimeError):
+        _deliver(wallet, _v2_body(order))
+    monkeypatch.undo()
+    [orphan] = _inbox(kind="payment")
+    assert (orphan.status, orphan.dedupe_key) == ("unverified", None)
+    with time_machine.travel(timezone.now() + datetime.timedelta(hours=1), tick=True):
+        assert callbacks.notifications_redrive() == 0
+    assert _status(order["id"]) == "pending"
+
+    assert _deliver(wallet, _v2_body(order)).status_code == 200  # the wallet's retry
+    drain_inbox()
+    assert _status(order["id"]) == "paid"
+    assert sorted(_inbox(kind="payment").values_list("status", flat=True)) == ["processed", "unverified"]
