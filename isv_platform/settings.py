@@ -128,6 +128,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.1,  # a notification is applied within moments, not after a one-second poll
         "store_processed": False,
     }
+# Tasks take ids, never objects: JSON only, both ways.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged once done, and one whose worker process died is delivered again; tasks that keep
+# dying are stopped by the attempt counters they keep in the database (inbox rows, webhook deliveries).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_TIME_LIMIT = 120
