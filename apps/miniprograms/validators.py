@@ -58,8 +58,8 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 def validate_webhook_url(url: str) -> None:
     """Where the platform will POST a merchant's webhooks: refuse what would turn it into a proxy into its
-    own network. HTTPS only in production; no credentials in the URL; no loopback, private, link-local or
-    otherwise non-global address literals unless ``private_webhook_hosts_allowed()``.
+    own network. HTTPS only in production; no credentials in the URL; no IP address literals (and so no
+    loopback, private or link-local ones) unless ``private_webhook_hosts_allowed()``.
 
     Host names are not resolved here (a name can be re-pointed after this check): the webhook sender must
     check the address it actually connects to.
@@ -84,4 +84,9 @@ def validate_webhook_url(url: str) -> None:
         raise ValidationError(
             "The webhook URL must point at a public host, not a loopback or private address.",
             code="webhook_url_private_host",
+        )
+    if address is not None:
+        raise ValidationError(
+            "The webhook URL must name its host, not an IP address (a certificate names a host).",
+            code="webhook_url_ip_literal",
         )

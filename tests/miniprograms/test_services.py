@@ -140,10 +140,17 @@ def test_legacy_spellings_of_loopback_are_private_too(legacy):
 
 
 @pytest.mark.parametrize(
-    "url", ["https://merchant.example/hooks?v=1", "https://hooks.merchant.example/x", "https://8.8.8.8:8443/hook"]
+    "url", ["https://merchant.example/hooks?v=1", "https://hooks.merchant.example/x", "https://merchant.example:8443/h"]
 )
 def test_public_https_webhook_urls_are_accepted(world, mini_program, url):
     assert services.mini_program_update(mini_program=mini_program, webhook_url=url).webhook_url == url
+
+
+@pytest.mark.parametrize("url", ["https://8.8.8.8:8443/hook", "https://[2001:4860:4860::8888]/hook"])
+def test_public_ip_literals_are_refused_too(world, mini_program, url):
+    with pytest.raises(ApplicationError) as error:
+        services.mini_program_update(mini_program=mini_program, webhook_url=url)
+    assert error.value.code == "validation.webhook_url_ip_literal"
 
 
 def test_plain_http_webhooks_are_for_the_embedded_default_only(world, mini_program, settings):
