@@ -1,4 +1,4 @@
-"""The two rows the baseline writes per order: the least any order create must store."""
+"""The rows the baselines write: two per order create, one per notification."""
 
 from django.db import models
 
@@ -22,3 +22,14 @@ class BaselinePayment(models.Model):
 
     def __str__(self) -> str:
         return self.payment_request_id
+
+
+class BaselineNotification(models.Model):
+    """The one row the notification baseline writes per delivery; its task stamps ``processed_at``."""
+
+    body = models.BinaryField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"bn_{self.pk}"

@@ -1,8 +1,13 @@
-"""The baseline: what any order create must do at least, with none of the platform's logic.
+"""The baselines: what any order create, or any notification, must do at least, with none of the platform's logic.
 
-Validate the JSON, insert the order, sign one ``payments/pay`` request (the same wire request the platform
-sends), POST it to the sandbox through one httpx client per process, verify the answer's signature,
-insert the payment, answer 201. No authentication, tenancy, throttling, events or row locks.
+Order create (``BaselineOrderApi``): validate the JSON, insert the order, sign one ``payments/pay`` request
+(the same wire request the platform sends), POST it to the sandbox through one httpx client per process,
+verify the answer's signature, insert the payment, answer 201. No authentication, tenancy, throttling,
+events or row locks.
+
+Notification (``baseline_notify``): verify the RSA-SHA256 signature over the raw body with the wallet's
+public key, insert one row, queue one Celery task (``tasks.notification_done``: one UPDATE) and answer the
+plain ACK. No inbox bookkeeping, Request-Time check, client lookup, deduplication or signed ACK.
 """
 
 from __future__ import annotations
@@ -15,14 +20,18 @@ from functools import cache
 
 import httpx
 from django.conf import settings
+from django.http import HttpResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from rest_framework import parsers, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.superapps.client import keys, signing
 
-from .models import BaselineOrder, BaselinePayment
+from .models import BaselineNotification, BaselineOrder, BaselinePayment
+from .tasks import notification_done
 
 CLIENT_ID = "bench-baseline"
 PAY_PATH = "/sandbox/v2/payments/pay"
@@ -116,3 +125,23 @@ class BaselineOrderApi(APIView):
             {"id": f"bo_{order.pk}", "status": "pending", "trade_pay": {"paymentUrl": payment_url}},
             status=status.HTTP_201_CREATED,
         )
+
+
+ACK = b'{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}'
+
+
+@csrf_exempt
+@require_POST
+def baseline_notify(request):
+    if not signing.verify(
+        _wallet_public_key(),
+        path=request.path,
+        client_id=request.headers.get("Client-Id", ""),
+        timestamp=request.headers.get("Request-Time", ""),
+        body=request.body,
+        signature_header=request.headers.get("Signature", ""),
+    ):
+        return HttpResponse(b'{"result":{"resultStatus":"F"}}', status=401, content_type="application/json")
+    row = BaselineNotification.objects.create(body=request.body)  # autocommit: committed before it is queued
+    notification_done.delay(row.pk)
+    return HttpResponse(ACK, content_type="application/json; charset=UTF-8")
