@@ -2,7 +2,7 @@
 
 On the request path (``notification_receive``) the platform only writes the raw delivery (committed
 before anything else), verifies the signature over the raw bytes and the ``Request-Time`` within
-``CALLBACK_TIME_TOLERANCE_SECONDS``, finds the client (that establishes the tenant), claims the
+the super app's ``notification_tolerance_seconds``, finds the client (that establishes the tenant), claims the
 notification's business key (a unique column: the same news twice is a duplicate, acknowledged with no
 effect) and answers with the acknowledgement the protocol wants. The effect is applied by
 ``notification_process`` — from a Celery task queued after commit, or from the sweeper when that task was
@@ -18,7 +18,6 @@ import json
 import logging
 import urllib.parse
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -124,7 +123,8 @@ def notification_receive(
                 next_attempt_at=timezone.now() + REDRIVE_AFTER,  # the sweeper's, if the task is lost
                 **tenant,
             )
-            transaction.on_commit(lambda: _queue(notification.pk))
+            # A broker that is down must not turn the acknowledgement into a 500: the sweeper has the row.
+            transaction.on_commit(lambda: _queue(notification.pk), robust=True)
     except IntegrityError:
         first = InboundNotification.objects.unscoped().filter(dedupe_key=verified.dedupe_key).first()
         inbox.update(status=NotificationStatus.DUPLICATE, duplicate_of=first, **tenant)
@@ -143,7 +143,7 @@ def _verify(*, super_app: SuperApp, kind: str, path: str, headers: dict[str, str
     if kind == NotificationKind.CLASSIC:
         return _verify_classic(super_app, body)
     client_id = headers.get("client-id", "")
-    _check_request_time(headers.get("request-time", ""))
+    _check_request_time(headers.get("request-time", ""), super_app.notification_tolerance_seconds)
     if not signing.verify(
         keys.load_public_key(super_app.wallet_public_key_pem),
         path=path,
@@ -194,13 +194,11 @@ def _verify_classic(super_app: SuperApp, body: bytes) -> Verified:
     credential = WalletCredential.objects.unscoped().filter(super_app=super_app, classic_app_id=news.app_id).first()
     if credential is None:
         raise Refused("INVALID_CLIENT", "unknown app_id")
-    operation = news.operation_no or news.succeeded
-    key = f"classic:{super_app.pk}:{news.app_id}:{news.type}:{news.out_no}:{operation}"
+    key = f"classic:{super_app.pk}:{news.app_id}:{news.type}:{news.out_no}:{news.operation_no or ''}:{news.status}"
     return Verified(credential, key, news.operation_no or news.out_no)
 
 
-def _check_request_time(value: str) -> None:
-    tolerance = settings.CALLBACK_TIME_TOLERANCE_SECONDS
+def _check_request_time(value: str, tolerance: int) -> None:
     moment = _parse_request_time(value)
     if moment is None:
         raise Refused("INVALID_REQUEST_TIME", "Request-Time is missing or unreadable")
@@ -297,7 +295,6 @@ def _locked_pending(notification_id: int) -> InboundNotification | None:
         .select_for_update()
         .filter(pk=notification_id, status__in=[NotificationStatus.RECEIVED, NotificationStatus.PARKED])
         .exclude(dedupe_key=None)  # only what was verified is ever applied
-        .select_related("super_app")
         .first()
     )
 
@@ -403,7 +400,7 @@ def _pre_authorization(owner: Principal, out_order_no: str) -> PreAuthorization:
 def _apply_registration(row: InboundNotification, owner: Principal, result: RegistrationResult) -> NotificationEffect:
     registration = (
         Registration.objects.visible_to(owner)
-        .filter(super_app=row.super_app, wallet_request_id=result.registration_request_id)
+        .filter(super_app_id=row.super_app_id, wallet_request_id=result.registration_request_id)
         .first()
         if result.registration_request_id
         else None

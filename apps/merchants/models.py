@@ -96,6 +96,12 @@ class WalletCredential(EncryptedFields, TenantOwnedModel, TimeStampedModel):
                 name="one_default_credential_per_isv_and_super_app",
             ),
             models.UniqueConstraint(fields=["super_app", "client_id"], name="client_id_unique_per_super_app"),
+            # A classic notification names only its app_id: it must point at one tenant.
+            models.UniqueConstraint(
+                fields=["super_app", "classic_app_id"],
+                condition=~models.Q(classic_app_id=""),
+                name="classic_app_id_unique_per_super_app",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -96,7 +96,8 @@ def wallet_credential_create(
     except IntegrityError:
         raise ConflictError(
             "merchants.credential_exists",
-            "These credentials exist already (one per owner and super app; client ids are unique per super app).",
+            "These credentials exist already (one per owner and super app; client ids and classic app ids are "
+            "unique per super app).",
         ) from None
     return credential
 

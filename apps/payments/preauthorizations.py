@@ -259,7 +259,7 @@ def _authorized(pre_authorization: PreAuthorization, *, auth_no: str, source: st
         expected=Status.PENDING,
         auth_no=auth_no,
         authorized_at=timezone.now(),
-        next_inquiry_at=None,
+        next_inquiry_at=pre_authorization.expires_at,  # when it is next looked at: its expiry
     )
     transition(
         model=Order,
@@ -653,6 +653,7 @@ def _release_succeeded(release: PreAuthorizationRelease, *, wallet_operation_id:
         to=to,
         source="wallet_response",
         reason=f"released {release.amount}",
+        news="preauthorization.partially_released",
         released_amount=released,
     )
     if to == Status.RELEASED:
@@ -687,8 +688,9 @@ def capture_notified(
     *, capture: Payment, succeeded: bool | None, amount: Money, wallet_payment_id: str
 ) -> NotificationEffect:
     """A trade paid from the frozen funds: the capture succeeded (counted once, however often it is said)."""
-    if amount.value != capture.amount:
-        return notification_anomaly(order=capture.order, reason=f"capture of {amount}, not {capture.amount}")
+    expected = Money(capture.amount, capture.order.currency)
+    if amount != expected:
+        return notification_anomaly(order=capture.order, reason=f"capture of {amount}, not {expected}")
     if not succeeded:
         ask_again(capture, timezone.now())
         return NotificationEffect(anomaly=False, summary="capture not reported paid: asked about")
@@ -698,10 +700,15 @@ def capture_notified(
     return NotificationEffect(anomaly=False, summary="capture succeeded")
 
 
-def release_notified(*, release: PreAuthorizationRelease, succeeded: bool, amount: Money) -> NotificationEffect:
-    """An unfreeze done at the wallet: the release succeeded (counted once)."""
-    if amount.value != release.amount or not succeeded:
-        return notification_anomaly(order=release.order, reason=f"unfreeze of {amount} for {release}")
+def release_notified(*, release: PreAuthorizationRelease, succeeded: bool | None, amount: Money) -> NotificationEffect:
+    """An unfreeze done at the wallet: the release succeeded (counted once). Anything else is asked about:
+    the release is sent again under its ``out_request_no``."""
+    expected = Money(release.amount, release.order.currency)
+    if amount != expected:
+        return notification_anomaly(order=release.order, reason=f"unfreeze of {amount}, not {expected}")
+    if not succeeded:
+        ask_again(release, timezone.now())
+        return NotificationEffect(anomaly=False, summary="unfreeze not reported done: sent again soon")
     if release.status == ReleaseStatus.FAILED:
         return notification_anomaly(order=release.order, reason=f"release {release} reported done after it failed")
     _release_succeeded(release, wallet_operation_id=release.wallet_operation_id)
@@ -745,12 +752,18 @@ def preauthorizations_resolve_due(*, limit: int = 100) -> int:
 def preauthorizations_expire(*, limit: int = 100) -> int:
     """End pre-authorizations whose expiry has passed, after settling what is in flight and asking the
     wallet once more (a late authorization or capture counts); warn about open ones that expire soon
-    (``PREAUTHORIZATION_EXPIRY_WARNING_SECONDS``), once each, with an event. Returns how many expired."""
+    (``PREAUTHORIZATION_EXPIRY_WARNING_SECONDS``), once each, with an event. Returns how many were looked at.
+    Each is claimed (its ``next_inquiry_at`` pushed on), so rows that cannot be ended yet (an answer still
+    awaited, a wallet down) wait their turn instead of blocking the rest."""
     now = timezone.now()
-    due = list(
-        PreAuthorization.objects.unscoped()  # batch work across tenants: each row is then handled on its own
-        .filter(status__in=[Status.PENDING, *OPEN_PRE_AUTHORIZATION], expires_at__lte=now)
-        .order_by("expires_at")[:limit]
+    due = claim_due(
+        PreAuthorization.objects.unscoped().filter(  # batch work across tenants: each row is then handled on its own
+            status__in=[Status.PENDING, *OPEN_PRE_AUTHORIZATION], expires_at__lte=now
+        ),
+        field="next_inquiry_at",
+        now=now,
+        limit=limit,
+        next_at=lambda pre_authorization: next_inquiry(pre_authorization.expires_at),
     )
     for pre_authorization in due:
         resolve_quietly(_expire_due, pre_authorization=pre_authorization)

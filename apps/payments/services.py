@@ -430,6 +430,7 @@ def _apply_payment_state(*, payment: Payment, inquiry: messages.PaymentInquiry, 
             table=transitions.PAYMENT,
             to=PaymentStatus.SUCCEEDED,
             source=source,
+            expected=payment.status,  # the conditional UPDATE is the lock; a row that moved takes the long way
             wallet_payment_id=inquiry.payment_id or payment.wallet_payment_id,
             next_inquiry_at=None,
         )
@@ -439,6 +440,7 @@ def _apply_payment_state(*, payment: Payment, inquiry: messages.PaymentInquiry, 
             table=transitions.ORDER,
             to=OrderStatus.PAID,
             source=source,
+            expected=order.status,
             paid_at=timezone.now(),
             paid_amount=order.amount,
         )
@@ -650,7 +652,10 @@ def _send_refund(refund: Refund) -> Refund:
         else:
             request = messages.RefundRequest(
                 refund_request_id=refund.refund_request_id,
-                payment_id=payment.wallet_payment_id,
+                # A capture is refunded through its authorization payment (its own id is the captureId).
+                payment_id=payment.pre_authorization.auth_no
+                if payment.pre_authorization_id
+                else payment.wallet_payment_id,
                 amount=amount,
                 reason=refund.reason or None,
                 notify_url=refund.order.mini_program.super_app.refund_notify_url(),

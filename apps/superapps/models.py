@@ -51,8 +51,9 @@ class SuperApp(TimeStampedModel):
         help_text='The largest single payment per currency, in minor units, e.g. {"USD": 1000000}.',
     )
     notification_tolerance_seconds = models.PositiveIntegerField(
-        default=24 * 3600 + 15 * 3600,
-        help_text="How old a notification's Request-Time may be (default: 24 h of retries + 15 h last interval).",
+        default=300,
+        help_text="How far a notification's Request-Time may be from our clock, either way. Replays inside it are "
+        "no-ops (deduplicated); widen it only for a wallet whose retries keep their first Request-Time.",
     )
     # Part of the notification URLs the platform hands the wallet: unguessable, so forged posts are cheap to drop.
     callback_token = models.CharField(max_length=64, unique=True, default=_callback_token, editable=False)

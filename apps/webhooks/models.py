@@ -25,6 +25,7 @@ EVENT_TYPES = (
     "preauthorization.authorized",
     "preauthorization.captured",
     "preauthorization.completed",
+    "preauthorization.partially_released",
     "preauthorization.released",
     "preauthorization.expiring",
     "preauthorization.expired",

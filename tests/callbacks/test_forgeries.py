@@ -110,7 +110,7 @@ def test_a_thousand_forgeries_are_refused_and_change_nothing(world, api, shop, w
     events_before = PaymentEvent.objects.unscoped().count()
 
     rng = random.Random(20261122)  # noqa: S311 - replayable test data, not secrets
-    forgeries = list(_forgeries(path, body, valid, rng, settings.CALLBACK_TIME_TOLERANCE_SECONDS))
+    forgeries = list(_forgeries(path, body, valid, rng, wallet.super_app.notification_tolerance_seconds))
     assert len(forgeries) >= 1000
     for label, forged_path, forged_body, headers in forgeries:
         response = _post(forged_path, forged_body, headers)

@@ -4,6 +4,7 @@ never regressing a final state, never trusting an amount that is not the payment
 
 import datetime
 import json
+import urllib.parse
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from apps.callbacks import services as callbacks
 from apps.callbacks.models import InboundNotification, NotificationStatus
 from apps.payments.models import Order, Payment, PaymentEvent, Refund
 from apps.sandbox import services as sandbox_services
+from apps.sandbox import signing as sandbox_signing
 from apps.sandbox.models import ClassicOrder
 from apps.sandbox.models import Notification as WalletNotification
 from apps.sandbox.models import Refund as WalletRefund
@@ -309,3 +311,39 @@ def test_a_crash_before_the_verdict_leaves_evidence_never_an_effect(world, api, 
     drain_inbox()
     assert _status(order["id"]) == "paid"
     assert sorted(_inbox(kind="payment").values_list("status", flat=True)) == ["processed", "unverified"]
+
+
+def _classic_trade_notice(wallet, payment: Payment, trade_status: str) -> httpx.Response:
+    """A classic trade_status_sync as the wallet signs it."""
+    params = {
+        "app_id": "classic-stall-app",
+        "charset": "utf-8",
+        "version": "1.0",
+        "sign_type": "RSA2",
+        "notify_type": "trade_status_sync",
+        "notify_id": f"n-{trade_status}",
+        "notify_time": "2026-11-22 18:00:00",
+        "trade_no": "2026112222001400000000000001",
+        "out_trade_no": payment.payment_request_id,
+        "total_amount": "10.00",
+        "trans_currency": "USD",
+        "trade_status": trade_status,
+    }
+    params["sign"] = sandbox_signing.classic_sign(wallet_private_key(), params)
+    path = f"/callbacks/{wallet.super_app.callback_token}/classic/notify"
+    return Client().post(path, urllib.parse.urlencode(params), content_type="application/x-www-form-urlencoded")
+
+
+def test_a_classic_notice_of_a_waiting_or_closed_trade_is_asked_about_never_a_failure(world, api, wallet):
+    ready_mini_program(world.a.merchants[0].merchant, wallet, app_id="stall-app", trade_pay_mode=TradePayMode.ORDER_STR)
+    body = {"mini_program": "stall-app", "amount": 1000, "currency": "USD", "description": "Noodles"}
+    order = api.as_key(world.a.merchants[0].key).post("/api/v1/orders", body, format="json").json()
+    payment = Payment.objects.unscoped().get(order__public_id=order["id"])
+    for status in ("WAIT_BUYER_PAY", "TRADE_CLOSED"):
+        assert _classic_trade_notice(wallet, payment, status).content == b"success"
+    drain_inbox()
+    assert _status(order["id"]) == "pending"  # the wallet is asked instead (at once)
+    assert Payment.objects.unscoped().get(pk=payment.pk).next_inquiry_at <= timezone.now()
+    _classic_trade_notice(wallet, payment, "TRADE_SUCCESS")
+    drain_inbox()
+    assert _status(order["id"]) == "paid"

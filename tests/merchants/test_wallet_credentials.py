@@ -76,6 +76,17 @@ def test_duplicates_and_bad_keys_are_refused(world, super_app):
         wallet_credential_create(isv=world.b.isv, merchant=merchant, super_app=super_app, client_id="c4")
 
 
+def test_a_classic_app_id_names_one_tenant_at_a_super_app(world, super_app):
+    """A classic notification names only its app_id: another tenant may not claim the same one."""
+    wallet_credential_create(
+        isv=world.a.isv, merchant=world.a.merchants[0].merchant, super_app=super_app, client_id="a", classic_app_id="x1"
+    )
+    with pytest.raises(ConflictError) as error:
+        wallet_credential_create(isv=world.b.isv, super_app=super_app, client_id="b", classic_app_id="x1")
+    assert error.value.code == "merchants.credential_exists"
+    wallet_credential_create(isv=world.b.isv, super_app=super_app, client_id="b")  # without one: fine
+
+
 def test_key_rotation_re_encrypts_everything_and_leaves_it_usable(world, super_app, settings):
     import io
 

@@ -462,3 +462,13 @@ def test_a_user_session_freezes_a_catalogue_deposit_never_its_own_amount(world, 
     body = created.json()
     assert (body["amount"], body["mini_program"], set(body["trade_pay"])) == (5000, "rental-app", {"orderStr"})
     assert Order.objects.unscoped().get(public_id=body["order"]).wallet_user_id == user_id
+
+
+def test_a_captured_pre_authorization_is_refunded_in_either_variant(world, merchant, wallet, rental):
+    mini_program, _ = rental
+    authorised = _authorised(merchant, wallet, mini_program)
+    _capture(merchant, authorised, 1000, final=True)
+    refund = merchant.post(f"/api/v1/orders/{authorised['order']}/refunds", {"amount": 400}, format="json").json()
+    assert refund["status"] == "succeeded", refund
+    order = merchant.get(f"/api/v1/orders/{authorised['order']}").json()
+    assert (order["status"], order["paid_amount"], order["refunded_amount"]) == ("partially_refunded", 1000, 400)

@@ -668,8 +668,9 @@ class ClassicNotificationType(enum.StrEnum):
 class ClassicNotification:
     """A classic notification's fields (already verified). ``out_no`` is the trade's ``out_trade_no``, the
     freeze's ``out_order_no``; ``operation_no`` the operation's ``out_request_no`` (freeze and unfreeze);
-    ``wallet_no`` the ``trade_no`` or ``auth_no``; ``succeeded`` whether the trade is paid or the operation
-    done."""
+    ``wallet_no`` the ``trade_no`` or ``auth_no``; ``status`` the ``trade_status`` or operation ``status`` as
+    sent. ``succeeded`` is ``True`` for a paid trade or a done operation and ``None`` for anything else
+    (waiting, closed, refunded): a classic notification never proves a failure; the platform asks."""
 
     type: ClassicNotificationType
     notify_id: str
@@ -677,7 +678,8 @@ class ClassicNotification:
     out_no: str
     operation_no: str | None
     wallet_no: str
-    succeeded: bool
+    status: str
+    succeeded: bool | None
     amount: Money
 
     @classmethod
@@ -686,6 +688,7 @@ class ClassicNotification:
         currency = _classic_currency(params, "trans_currency")
         if kind is ClassicNotificationType.TRADE:
             status = _enum(ClassicTradeStatus, params, "trade_status")
+            paid = status in (ClassicTradeStatus.TRADE_SUCCESS, ClassicTradeStatus.TRADE_FINISHED)
             return cls(
                 type=kind,
                 notify_id=_text(params, "notify_id"),
@@ -693,9 +696,11 @@ class ClassicNotification:
                 out_no=_text(params, "out_trade_no"),
                 operation_no=None,
                 wallet_no=_text(params, "trade_no"),
-                succeeded=status in (ClassicTradeStatus.TRADE_SUCCESS, ClassicTradeStatus.TRADE_FINISHED),
+                status=status.value,
+                succeeded=True if paid else None,
                 amount=_major_money(params, "total_amount", currency),
             )
+        status = _text(params, "status")
         return cls(
             type=kind,
             notify_id=_text(params, "notify_id"),
@@ -703,6 +708,7 @@ class ClassicNotification:
             out_no=_text(params, "out_order_no"),
             operation_no=_text(params, "out_request_no"),
             wallet_no=_text(params, "auth_no"),
-            succeeded=_text(params, "status") == "SUCCESS",
+            status=status,
+            succeeded=True if status == "SUCCESS" else None,
             amount=_major_money(params, "amount", currency),
         )
