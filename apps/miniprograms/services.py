@@ -7,6 +7,7 @@ and surface as ``validation.*`` codes through ``validate_for_save()``; the rules
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import secrets
 
@@ -29,7 +30,8 @@ class MiniProgramWithSecret:
 
 
 def _set_new_webhook_secret(mini_program: MiniProgram) -> str:
-    secret = f"whsec_{secrets.token_urlsafe(32)}"
+    # Standard Webhooks' form: "whsec_" and the key in standard base64, so their libraries verify as they are.
+    secret = f"whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}"
     mini_program.seal("webhook_secret_ciphertext", secret.encode())
     mini_program.webhook_secret_rotated_at = timezone.now()
     return secret

@@ -56,9 +56,10 @@ class Refused(Exception):
 
 
 def signing_key(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_…`` secret: the bytes its url-safe base64 part encodes."""
-    encoded = secret.removeprefix("whsec_")
-    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    """The HMAC key of a ``whsec_…`` secret: the bytes its base64 part encodes (secrets issued in the
+    url-safe alphabet earlier decode to their same key)."""
+    encoded = secret.removeprefix("whsec_").replace("-", "+").replace("_", "/")
+    return base64.b64decode(encoded + "=" * (-len(encoded) % 4))
 
 
 def signature(secret: str, *, message_id: str, timestamp: int, body: bytes) -> str:

@@ -11,7 +11,7 @@ from apps.superapps.models import SuperApp
 from tests.factories import MembershipFactory, UserFactory
 from tests.miniprograms.conftest import rows
 
-SECRET = re.compile(r'id="webhook-secret"[^>]*>(whsec_[\w-]+)<')
+SECRET = re.compile(r'id="webhook-secret"[^>]*>(whsec_[A-Za-z0-9+/=]+)<')
 
 
 def _login(user) -> Client:
