@@ -8,6 +8,7 @@ hardening that ``manage.py check --deploy`` expects.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 from . import dev_secrets
 
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "apps.payments",
     "apps.webhooks",
     "apps.callbacks",
+    "apps.reconciliation",
     "apps.demo",
     "apps.sandbox",
 ]
@@ -148,6 +150,7 @@ CELERY_TASK_ROUTES = {
     "payments.*": {"queue": "wallet"},
     "webhooks.*": {"queue": "webhooks"},
     "callbacks.*": {"queue": "callbacks"},
+    "reconciliation.*": {"queue": "reconciliation"},
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -165,6 +168,11 @@ CELERY_BEAT_SCHEDULE = {
     "usersessions-purge-expired": {"task": "usersessions.purge_expired", "schedule": 3600.0},
     "core-purge-idempotency-records": {"task": "core.purge_idempotency_records", "schedule": 3600.0},
     "webhooks-deliver-due": {"task": "webhooks.deliver_due", "schedule": 10.0, "options": {"expires": 30}},
+    "reconciliation-reconcile-yesterday": {
+        "task": "reconciliation.reconcile_yesterday",
+        "schedule": crontab(hour=2, minute=30),
+        "options": {"expires": 3600},
+    },
     "sandbox-deliver-due-notifications": {
         "task": "sandbox.deliver_due_notifications",
         "schedule": env.float("SANDBOX_SWEEP_SECONDS", default=5.0),

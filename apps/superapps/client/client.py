@@ -7,8 +7,11 @@ answer's signature verified over the raw bytes received, then mapped: ``S``/``A`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import threading
@@ -17,6 +20,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, utils
 
 from apps.core.money import Money
 
@@ -284,6 +290,68 @@ class WalletClient:
             lambda body: ClassicUnfreeze.parse(body, out_request_no=out_request_no, amount=amount),
         )
 
+    # -- settlement files ------------------------------------------------------------------------
+
+    def download_settlement_file(self, *, day: dt.date, destination) -> int:
+        """``GET <base>/settlements/<client-id>/<YYYY-MM-DD>.csv``: the day's settlement CSV (amounts in minor
+        units), streamed into the binary file object ``destination``; returns the number of bytes written.
+
+        Signed like a call over an empty body (``GET <path>``); the answer's signature is verified over the
+        exact bytes received, hashed as they stream (constant memory). Raises ``WalletBusinessFailure`` for a
+        signed refusal (``ACCESS_DENIED``, a file not there: ``FILE_NOT_FOUND`` for HTTP 404),
+        ``WalletUnknownOutcome`` for anything else; the caller discards ``destination`` on any error.
+        """
+        base_path = urllib.parse.urlsplit(self.config.base_url).path.rstrip("/")
+        path = f"{base_path}/settlements/{urllib.parse.quote(self.config.client_id, safe='')}/{day.isoformat()}.csv"
+        timestamp = signing.now_timestamp()
+        headers = {
+            "Client-Id": self.config.client_id,
+            "Request-Time": timestamp,
+            "Signature": signing.sign(
+                keys.load_private_key(self.config.private_key_pem),
+                path=path,
+                client_id=self.config.client_id,
+                timestamp=timestamp,
+                body=b"",
+                key_version=self.config.key_version,
+                method="GET",
+            ),
+        }
+        url = urllib.parse.urlsplit(self.config.base_url)._replace(path=path).geturl()
+        operation = "settlements"
+        try:
+            with self._http.stream("GET", url, headers=headers) as response:
+                if response.status_code == 404:
+                    raise WalletBusinessFailure("FILE_NOT_FOUND", f"no settlement file for {day}")
+                if response.status_code in (401, 403):
+                    answer = response.read()
+                    raise WalletBusinessFailure("ACCESS_DENIED", answer[:200].decode(errors="replace"))
+                if response.status_code != 200:
+                    raise WalletUnknownOutcome(f"{operation}: HTTP {response.status_code}")
+                signature = response.headers.get("signature")
+                response_time = response.headers.get("response-time")
+                answering_client = response.headers.get("client-id", self.config.client_id)
+                digest = hashlib.sha256(
+                    signing.content_to_sign(
+                        method="GET", path=path, client_id=answering_client, timestamp=response_time or "", body=b""
+                    )
+                )
+                size = 0
+                for chunk in response.iter_bytes():
+                    digest.update(chunk)
+                    destination.write(chunk)
+                    size += len(chunk)
+        except httpx.TimeoutException as error:
+            raise WalletUnknownOutcome(f"{operation}: timed out ({type(error).__name__})") from None
+        except httpx.TransportError as error:
+            raise WalletUnknownOutcome(f"{operation}: connection failed ({type(error).__name__})") from None
+        if answering_client != self.config.client_id or not signature or not response_time:
+            raise ResponseSignatureError(f"{operation}: the answer is unsigned or addressed to another client")
+        public_key = keys.load_public_key(self.config.wallet_public_key_pem)
+        if not _verify_prehashed(public_key, digest.digest(), signature):
+            raise ResponseSignatureError(f"{operation}: the answer's signature does not verify")
+        return size
+
     def _classic(self) -> ClassicGateway:
         return ClassicGateway(self.config, self._http)
 
@@ -361,3 +429,16 @@ class WalletClient:
         )
         if not verified:
             raise ResponseSignatureError(f"{operation}: the answer's signature does not verify")
+
+
+def _verify_prehashed(public_key, digest: bytes, signature_header: str) -> bool:
+    """``signing.verify`` for a message already hashed with SHA-256 (a body too large to hold in memory)."""
+    fields = signing.parse_signature_header(signature_header)
+    if fields.get("algorithm", signing.ALGORITHM).upper() != signing.ALGORITHM or not fields.get("signature"):
+        return False
+    try:
+        raw = base64.b64decode(urllib.parse.unquote(fields["signature"]), validate=True)
+        public_key.verify(raw, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True

@@ -1,0 +1,702 @@
+"""Reconciliation: fetch a day's settlement file, load it, match it against the ledger, explain every difference.
+
+A run is per credential (one client id at one super app) and per settlement day. The steps:
+
+1. the file is stored once per checksum (``settlement_file_store``); the same bytes again give the earlier run;
+2. every line is checked before anything is loaded; one malformed line rejects the file (a ``rejected`` run
+   listing the lines, and nothing else written);
+3. lines are loaded into the staging table (``COPY`` on PostgreSQL, batches elsewhere) and matched against
+   payments and refunds by a few UPDATEs and one query per reason, never a query per line;
+4. what an inquiry can settle (a payment or refund still processing that the wallet settled) is asked about
+   through the payments services, after the run's own transaction;
+5. ``timing_cutoff`` discrepancies of earlier runs whose payment shows up in this file are closed.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+
+from django.core.files import File
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum
+from django.utils import timezone
+
+from apps.core.errors import ApplicationError
+from apps.core.tenancy import Principal
+from apps.merchants.models import WalletCredential
+from apps.payments.models import OrderStatus, Payment, PaymentStatus, Refund, RefundStatus
+from apps.payments.services import order_refresh, refund_refresh
+from apps.superapps.models import SuperApp, TradePayMode
+
+from . import parsing
+from .models import (
+    Discrepancy,
+    DiscrepancyStatus,
+    FileSource,
+    Reason,
+    ReconciliationRun,
+    RecordType,
+    RunStatus,
+    SettlementFile,
+    SettlementLine,
+)
+from .transports import FileUnavailable, transport_for
+
+logger = logging.getLogger(__name__)
+
+# A payment the platform saw succeed this close to midnight (UTC) may settle in the next day's file.
+TIMING_CUTOFF_WINDOW = dt.timedelta(minutes=30)
+BATCH_SIZE = 2000
+OPEN_PAYMENT_STATUSES = (PaymentStatus.INITIATED, PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
+
+Progress = Callable[[str, int, int], None]  # (step, done, total)
+
+
+def _scope(credential: WalletCredential) -> Principal:
+    """The tenant a credential's files belong to: its merchant, or its whole ISV."""
+    return Principal.system(isv_id=credential.isv_id, merchant_id=credential.merchant_id)
+
+
+def credentials_of(*, super_app: SuperApp, client_id: str | None = None) -> list[WalletCredential]:
+    # Batch work over every tenant holding a client id at the super app: each file is then handled in its scope.
+    credentials = WalletCredential.objects.unscoped().filter(super_app=super_app).order_by("pk")
+    if client_id:
+        credentials = credentials.filter(client_id=client_id)
+    return list(credentials.select_related("super_app"))
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+
+def settlement_file_store(
+    *, credential: WalletCredential, day: dt.date, path: str | os.PathLike, source: str
+) -> tuple[SettlementFile, bool]:
+    """Keep the file at ``path`` as ``credential``'s settlement file of ``day``; ``(file, created)``.
+
+    The checksum is computed while streaming. The same bytes for the same client and day are kept once:
+    the earlier row is returned (``created`` false), also when two callers race.
+    """
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    sha256 = digest.hexdigest()
+    scope = _scope(credential)
+    existing = SettlementFile.objects.visible_to(scope).filter(
+        super_app_id=credential.super_app_id, client_id=credential.client_id, settlement_date=day, sha256=sha256
+    )
+    if found := existing.first():
+        return found, False
+    row = SettlementFile(
+        isv_id=credential.isv_id,
+        merchant_id=credential.merchant_id,
+        super_app_id=credential.super_app_id,
+        credential=credential,
+        client_id=credential.client_id,
+        settlement_date=day,
+        sha256=sha256,
+        size=size,
+        source=source,
+        fetched_at=timezone.now(),
+    )
+    with open(path, "rb") as stream:
+        row.content.save(f"{credential.client_id}-{day.isoformat()}-{sha256[:12]}.csv", File(stream), save=False)
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        row.content.delete(save=False)
+        return existing.get(), False
+    return row, True
+
+
+def settlement_fetch(*, credential: WalletCredential, day: dt.date) -> tuple[SettlementFile, bool]:
+    """Download ``credential``'s settlement file of ``day`` through the super app's transport and keep it.
+
+    Raises ``reconciliation.file_missing`` (the file is not there, or could not be had: late, refused, or
+    an answer that does not verify); nothing is kept then.
+    """
+    transport = transport_for(credential.super_app.code)
+    with tempfile.NamedTemporaryFile(suffix=".csv") as spool:
+        try:
+            transport.download(credential=credential, day=day, destination=spool)
+        except FileUnavailable as unavailable:
+            raise ApplicationError(
+                "reconciliation.file_missing",
+                f"no settlement file of {day} for {credential.client_id}: {unavailable}",
+            ) from None
+        spool.flush()
+        return settlement_file_store(credential=credential, day=day, path=spool.name, source=FileSource.FETCH)
+
+
+# --- runs ------------------------------------------------------------------------------------------
+
+
+def reconciliation_run(
+    *,
+    super_app: SuperApp,
+    day: dt.date,
+    credential: WalletCredential | None = None,
+    file_path: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> ReconciliationRun:
+    """Reconcile one client's settlement file of ``day`` against the ledger; the run, whatever its outcome.
+
+    Without ``file_path`` the file is fetched from the super app. ``credential`` may be left out when the
+    super app has exactly one (else ``reconciliation.credential_required``). Idempotent: a file already
+    reconciled (same checksum, run succeeded or rejected) returns that run and changes nothing. A missing
+    file gives a ``failed`` run with ``error_code`` ``reconciliation.file_missing``; a malformed one a
+    ``rejected`` run listing its lines, with nothing imported.
+    """
+    if credential is None:
+        credentials = credentials_of(super_app=super_app)
+        if len(credentials) != 1:
+            raise ApplicationError(
+                "reconciliation.credential_required",
+                f"{super_app.code} has {len(credentials)} client ids; name the one to reconcile",
+                attr="credential",
+            )
+        credential = credentials[0]
+    if credential.super_app_id != super_app.pk:
+        raise ApplicationError("reconciliation.credential_required", "the credential is of another super app")
+    progress = progress or (lambda step, done, total: None)
+    started = timezone.now()
+    try:
+        if file_path is None:
+            settlement_file, _ = settlement_fetch(credential=credential, day=day)
+        else:
+            settlement_file, _ = settlement_file_store(
+                credential=credential, day=day, path=file_path, source=FileSource.UPLOAD
+            )
+    except ApplicationError as error:
+        if error.code != "reconciliation.file_missing":
+            raise
+        logger.warning("reconciliation: %s", error.message)
+        return _new_run(
+            credential, day, None, started, status=RunStatus.FAILED, error_code=error.code, errors=[error.message]
+        )
+
+    run = _claim(credential, day, settlement_file, started)
+    if run.status != RunStatus.RUNNING or run.started_at != started:
+        return run  # this file was reconciled (or is being reconciled) already
+
+    try:
+        with settlement_file.content.open("rb") as stream:
+            verdict = parsing.validate(stream, day=day)
+        progress("validate", verdict.lines, verdict.lines)
+        if verdict.error_count:
+            return _finish(
+                run,
+                status=RunStatus.REJECTED,
+                error_code="reconciliation.malformed_file",
+                errors=verdict.errors,
+                counts={"lines": verdict.lines, "malformed": verdict.error_count},
+            )
+        with transaction.atomic():
+            with settlement_file.content.open("rb") as stream:
+                _load(run, parsing.rows(stream, day=day), total=verdict.lines, progress=progress)
+            counts = _match(run, credential, day, progress=progress)
+            totals = _totals(run, credential)
+            counts["closed_earlier"] = _close_resolved_cutoffs(run, credential)
+        counts["auto_resolved"] = _auto_resolve(run, credential, progress=progress)
+        return _finish(run, status=RunStatus.SUCCEEDED, counts=counts, totals=totals)
+    except Exception as error:
+        logger.exception("reconciliation run %s failed", run.public_id)
+        _finish(run, status=RunStatus.FAILED, error_code="reconciliation.error", errors=[repr(error)[:500]])
+        raise
+
+
+def reconciliation_run_all(*, super_app: SuperApp, day: dt.date, progress: Progress | None = None) -> list:
+    """``reconciliation_run`` for every client id at ``super_app`` (the periodic task's and command's job)."""
+    return [
+        reconciliation_run(super_app=super_app, day=day, credential=credential, progress=progress)
+        for credential in credentials_of(super_app=super_app)
+    ]
+
+
+def _new_run(credential, day, settlement_file, started, **fields) -> ReconciliationRun:
+    finished = timezone.now() if fields.get("status", RunStatus.RUNNING) != RunStatus.RUNNING else None
+    return ReconciliationRun.objects.create(
+        isv_id=credential.isv_id,
+        merchant_id=credential.merchant_id,
+        super_app_id=credential.super_app_id,
+        credential=credential,
+        settlement_date=day,
+        file=settlement_file,
+        started_at=started,
+        finished_at=finished,
+        duration_ms=int((finished - started).total_seconds() * 1000) if finished else None,
+        **fields,
+    )
+
+
+@transaction.atomic
+def _claim(credential, day, settlement_file, started) -> ReconciliationRun:
+    """The run of this file: an earlier one that ended (or is under way), else a new running one."""
+    SettlementFile.objects.visible_to(_scope(credential)).select_for_update().get(pk=settlement_file.pk)
+    earlier = (
+        ReconciliationRun.objects.visible_to(_scope(credential))
+        .filter(file=settlement_file, status__in=[RunStatus.SUCCEEDED, RunStatus.REJECTED, RunStatus.RUNNING])
+        .order_by("pk")
+        .first()
+    )
+    return earlier or _new_run(credential, day, settlement_file, started)
+
+
+def _finish(run: ReconciliationRun, *, status: str, **fields) -> ReconciliationRun:
+    run.finished_at = timezone.now()
+    run.duration_ms = int((run.finished_at - run.started_at).total_seconds() * 1000)
+    run.status = status
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save(update_fields=["finished_at", "duration_ms", "status", "updated_at", *fields])
+    return run
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+_LINE_COLUMNS = (
+    "run_id",
+    "isv_id",
+    "merchant_id",
+    "line_no",
+    "record_type",
+    "wallet_payment_id",
+    "payment_request_id",
+    "wallet_refund_id",
+    "refund_request_id",
+    "currency",
+    "amount",
+    "fee",
+    "net",
+    "transaction_time",
+    "duplicate",
+)
+
+
+def _load(run: ReconciliationRun, rows: Iterable[parsing.Row], *, total: int, progress: Progress) -> None:
+    """Stream the rows into the staging table: ``COPY`` on PostgreSQL, batched INSERTs elsewhere."""
+    if connection.vendor == "postgresql":
+        _copy(run, rows, total=total, progress=progress)
+        return
+    batch, done = [], 0
+    for row in rows:
+        batch.append(
+            SettlementLine(
+                run_id=run.pk,
+                isv_id=run.isv_id,
+                merchant_id=run.merchant_id,
+                **{field.name: getattr(row, field.name) for field in dataclasses.fields(row)},
+            )
+        )
+        if len(batch) == BATCH_SIZE:
+            SettlementLine.objects.bulk_create(batch)
+            done += len(batch)
+            batch.clear()
+            progress("import", done, total)
+    SettlementLine.objects.bulk_create(batch)
+    progress("import", done + len(batch), total)
+
+
+def _copy(run: ReconciliationRun, rows: Iterable[parsing.Row], *, total: int, progress: Progress) -> None:
+    table = connection.ops.quote_name(SettlementLine._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(name) for name in _LINE_COLUMNS)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for done, row in enumerate(rows, start=1):
+            copy.write_row(
+                (
+                    run.pk,
+                    run.isv_id,
+                    run.merchant_id,
+                    row.line_no,
+                    row.record_type,
+                    row.wallet_payment_id,
+                    row.payment_request_id,
+                    row.wallet_refund_id,
+                    row.refund_request_id,
+                    row.currency,
+                    row.amount,
+                    row.fee,
+                    row.net,
+                    row.transaction_time,
+                    False,
+                )
+            )
+            if done % BATCH_SIZE == 0:
+                progress("import", done, total)
+    progress("import", total, total)
+
+
+# --- matching --------------------------------------------------------------------------------------
+
+
+def _ledger(credential: WalletCredential):
+    """Payments and refunds of the credential's tenant at its super app whose money is in its files: for an
+    ISV-level client id, those of merchants that have no client id of their own there."""
+    scope = _scope(credential)
+    payments = Payment.objects.visible_to(scope).filter(order__mini_program__super_app_id=credential.super_app_id)
+    refunds = Refund.objects.visible_to(scope).filter(order__mini_program__super_app_id=credential.super_app_id)
+    if credential.merchant_id is None:
+        own = WalletCredential.objects.visible_to(scope).filter(
+            super_app_id=credential.super_app_id, merchant__isnull=False
+        )
+        payments = payments.exclude(merchant_id__in=own.values("merchant_id"))
+        refunds = refunds.exclude(merchant_id__in=own.values("merchant_id"))
+    return payments, refunds
+
+
+def _match(run: ReconciliationRun, credential: WalletCredential, day: dt.date, *, progress: Progress) -> dict:
+    """Link lines to ledger rows and record one discrepancy per line that disagrees (and per ledger row the
+    file lacks). Each reason is one query; a line gets the first reason that applies, in this order."""
+    scope = _scope(credential)
+    payments, refunds = _ledger(credential)
+    lines = SettlementLine.objects.visible_to(scope).filter(run=run)
+
+    # Links: our request ids first, the wallet's ids for what they do not find.
+    lines.update(payment=Subquery(payments.filter(payment_request_id=OuterRef("payment_request_id")).values("pk")[:1]))
+    lines.filter(payment__isnull=True).update(
+        payment=Subquery(
+            payments.exclude(wallet_payment_id="")
+            .filter(wallet_payment_id=OuterRef("wallet_payment_id"))
+            .values("pk")[:1]
+        )
+    )
+    refund_lines = lines.filter(record_type=RecordType.REFUND).exclude(refund_request_id="")
+    refund_lines.update(
+        refund=Subquery(refunds.filter(refund_request_id=OuterRef("refund_request_id")).values("pk")[:1])
+    )
+    refund_lines.filter(refund__isnull=True).exclude(wallet_refund_id="").update(
+        refund=Subquery(
+            refunds.exclude(wallet_refund_id="").filter(wallet_refund_id=OuterRef("wallet_refund_id")).values("pk")[:1]
+        )
+    )
+    earlier = SettlementLine.objects.visible_to(scope).filter(
+        run=run,
+        record_type=OuterRef("record_type"),
+        payment_request_id=OuterRef("payment_request_id"),
+        refund_request_id=OuterRef("refund_request_id"),
+        line_no__lt=OuterRef("line_no"),
+    )
+    lines.filter(Exists(earlier)).update(duplicate=True)
+    progress("match", 1, 3)
+
+    # Each reason is asked of the lines no earlier reason explained, so every line gets at most one.
+    fee_wrong = Q(fee__lt=0) | Q(fee__gt=F("amount")) | ~Q(net=F("amount") - F("fee"))
+    refund_fee_wrong = ~Q(fee=0) | ~Q(net=F("amount"))
+    single = lines.filter(duplicate=False)
+    pay = single.filter(record_type=RecordType.PAYMENT, payment__isnull=False)
+    refund = single.filter(record_type=RecordType.REFUND, refund__isnull=False)
+    void = single.filter(record_type=RecordType.REFUND, refund_request_id="", payment__isnull=False)
+    line_reasons = [
+        (Reason.DUPLICATE_IN_FILE, lines.filter(duplicate=True)),
+        (Reason.MISSING_IN_PLATFORM, single.filter(record_type=RecordType.PAYMENT, payment__isnull=True)),
+        (
+            Reason.MISSING_IN_PLATFORM,
+            single.filter(record_type=RecordType.REFUND).filter(
+                (~Q(refund_request_id="") & Q(refund__isnull=True))
+                | (Q(refund_request_id="") & Q(payment__isnull=True))
+            ),
+        ),
+        (Reason.CURRENCY_MISMATCH, pay.exclude(currency=F("payment__order__currency"))),
+        (Reason.AMOUNT_MISMATCH, pay.exclude(amount=F("payment__amount"))),
+        (Reason.STATUS_MISMATCH, pay.exclude(payment__status=PaymentStatus.SUCCEEDED)),
+        (Reason.FEE_UNEXPECTED, pay.filter(fee_wrong)),
+        (
+            Reason.REFUND_MISMATCH,
+            refund.filter(
+                ~Q(currency=F("refund__currency"))
+                | ~Q(amount=-F("refund__amount"))
+                | Q(payment__isnull=True)
+                | ~Q(payment_id=F("refund__payment_id"))
+            ),
+        ),
+        (Reason.STATUS_MISMATCH, refund.exclude(refund__status=RefundStatus.SUCCEEDED)),
+        (Reason.FEE_UNEXPECTED, refund.filter(refund_fee_wrong)),
+        (
+            Reason.REFUND_MISMATCH,
+            void.filter(
+                ~Q(currency=F("payment__order__currency"))
+                | ~Q(amount=-F("payment__amount"))
+                | ~Q(payment__order__status=OrderStatus.REFUNDED)
+            ),
+        ),
+        (Reason.FEE_UNEXPECTED, void.filter(refund_fee_wrong)),
+    ]
+    counts = collections.Counter({"lines": lines.count(), **dict.fromkeys(Reason.values, 0)})
+    for reason, queryset in line_reasons:
+        found = _record_line_discrepancies(run, credential, reason, queryset)
+        counts[reason.value] += found
+        counts["discrepant_lines"] += found
+    progress("match", 2, 3)
+
+    # The ledger's side: settled payments of the day that the file lacks.
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    end = start + dt.timedelta(days=1)
+    in_file = SettlementLine.objects.visible_to(scope).filter(
+        run=run, record_type=RecordType.PAYMENT, payment=OuterRef("pk")
+    )
+    # A payment the platform saw succeed only after midnight may be in the previous day's file.
+    settled_before = SettlementLine.objects.visible_to(scope).filter(
+        run__credential=credential,
+        run__status=RunStatus.SUCCEEDED,
+        record_type=RecordType.PAYMENT,
+        payment=OuterRef("pk"),
+    )
+    absent = (
+        payments.filter(
+            status=PaymentStatus.SUCCEEDED,
+            pre_authorization__isnull=True,
+            trade_pay_mode=TradePayMode.PAYMENT_URL,
+            order__paid_at__gte=start,
+            order__paid_at__lt=end,
+        )
+        .exclude(Exists(in_file))
+        .exclude(Exists(settled_before))
+        .select_related("order")
+        .order_by("pk")
+    )
+    missing = []
+    for payment in absent.iterator(chunk_size=BATCH_SIZE):
+        reason = (
+            Reason.TIMING_CUTOFF if payment.order.paid_at >= end - TIMING_CUTOFF_WINDOW else Reason.MISSING_IN_WALLET
+        )
+        counts[reason.value] += 1
+        missing.append(
+            Discrepancy(
+                run=run,
+                isv_id=payment.isv_id,
+                merchant_id=payment.merchant_id,
+                reason=reason,
+                payment=payment,
+                platform=_payment_evidence(payment),
+            )
+        )
+    Discrepancy.objects.bulk_create(missing, batch_size=BATCH_SIZE)
+    counts["matched"] = counts["lines"] - counts.pop("discrepant_lines", 0)
+    progress("match", 3, 3)
+    return dict(counts)
+
+
+_EVIDENCE_FIELDS = (
+    "pk",
+    "line_no",
+    "record_type",
+    "wallet_payment_id",
+    "payment_request_id",
+    "wallet_refund_id",
+    "refund_request_id",
+    "currency",
+    "amount",
+    "fee",
+    "net",
+    "transaction_time",
+    "payment_id",
+    "refund_id",
+    "payment__merchant_id",
+    "payment__public_id",
+    "payment__payment_request_id",
+    "payment__wallet_payment_id",
+    "payment__amount",
+    "payment__status",
+    "payment__order__currency",
+    "payment__order__paid_at",
+    "refund__merchant_id",
+    "refund__public_id",
+    "refund__refund_request_id",
+    "refund__wallet_refund_id",
+    "refund__amount",
+    "refund__currency",
+    "refund__status",
+)
+
+
+def _record_line_discrepancies(run, credential, reason: str, queryset) -> int:
+    """One discrepancy per line of ``queryset`` not already explained, the two sides as evidence."""
+    explained = Discrepancy.objects.visible_to(_scope(credential)).filter(run=run, line_no=OuterRef("line_no"))
+    created = 0
+    batch = []
+    for line in queryset.exclude(Exists(explained)).values(*_EVIDENCE_FIELDS).iterator(chunk_size=BATCH_SIZE):
+        merchant_id = line["refund__merchant_id"] or line["payment__merchant_id"] or credential.merchant_id
+        batch.append(
+            Discrepancy(
+                run=run,
+                isv_id=credential.isv_id,
+                merchant_id=merchant_id,
+                reason=reason,
+                line_no=line["line_no"],
+                payment_id=line["payment_id"],
+                refund_id=line["refund_id"],
+                wallet={
+                    "line": line["line_no"],
+                    "record_type": line["record_type"],
+                    "payment_id": line["wallet_payment_id"],
+                    "payment_request_id": line["payment_request_id"],
+                    "refund_id": line["wallet_refund_id"],
+                    "refund_request_id": line["refund_request_id"],
+                    "currency": line["currency"],
+                    "amount": line["amount"],
+                    "fee": line["fee"],
+                    "net": line["net"],
+                    "transaction_time": line["transaction_time"].isoformat(),
+                },
+                platform=_platform_evidence(line),
+            )
+        )
+        if len(batch) == BATCH_SIZE:
+            Discrepancy.objects.bulk_create(batch)
+            created += len(batch)
+            batch.clear()
+    Discrepancy.objects.bulk_create(batch)
+    return created + len(batch)
+
+
+def _platform_evidence(line: dict) -> dict:
+    evidence = {}
+    if line["payment_id"]:
+        paid_at = line["payment__order__paid_at"]
+        evidence["payment"] = {
+            "id": line["payment__public_id"],
+            "payment_request_id": line["payment__payment_request_id"],
+            "wallet_payment_id": line["payment__wallet_payment_id"],
+            "amount": line["payment__amount"],
+            "currency": line["payment__order__currency"],
+            "status": line["payment__status"],
+            "paid_at": paid_at.isoformat() if paid_at else None,
+        }
+    if line["refund_id"]:
+        evidence["refund"] = {
+            "id": line["refund__public_id"],
+            "refund_request_id": line["refund__refund_request_id"],
+            "wallet_refund_id": line["refund__wallet_refund_id"],
+            "amount": line["refund__amount"],
+            "currency": line["refund__currency"],
+            "status": line["refund__status"],
+        }
+    return evidence
+
+
+def _payment_evidence(payment: Payment) -> dict:
+    return {
+        "payment": {
+            "id": payment.public_id,
+            "payment_request_id": payment.payment_request_id,
+            "wallet_payment_id": payment.wallet_payment_id,
+            "amount": payment.amount,
+            "currency": payment.order.currency,
+            "status": payment.status,
+            "paid_at": payment.order.paid_at.isoformat() if payment.order.paid_at else None,
+        }
+    }
+
+
+def _totals(run: ReconciliationRun, credential: WalletCredential) -> dict:
+    """Gross, fees and net per currency over every line of the file, in minor units."""
+    sums = (
+        SettlementLine.objects.visible_to(_scope(credential))
+        .filter(run=run)
+        .values("currency")
+        .annotate(lines=Count("pk"), gross=Sum("amount"), fee=Sum("fee"), net=Sum("net"))
+        .order_by("currency")
+    )
+    return {
+        row["currency"]: {"lines": row["lines"], "gross": row["gross"], "fee": row["fee"], "net": row["net"]}
+        for row in sums
+    }
+
+
+def _close_resolved_cutoffs(run: ReconciliationRun, credential: WalletCredential) -> int:
+    """Close earlier ``timing_cutoff`` discrepancies whose payment this file settles without a discrepancy."""
+    scope = _scope(credential)
+    settled_here = SettlementLine.objects.visible_to(scope).filter(
+        run=run, record_type=RecordType.PAYMENT, duplicate=False, payment=OuterRef("payment")
+    )
+    flagged_here = Discrepancy.objects.visible_to(scope).filter(run=run, payment=OuterRef("payment"))
+    return (
+        Discrepancy.objects.visible_to(scope)
+        .filter(
+            reason=Reason.TIMING_CUTOFF,
+            status=DiscrepancyStatus.OPEN,
+            run__credential=credential,
+            run__settlement_date__lt=run.settlement_date,
+        )
+        .filter(Exists(settled_here))
+        .exclude(Exists(flagged_here))
+        .update(
+            status=DiscrepancyStatus.AUTO_RESOLVED,
+            closed_by_run=run,
+            resolved_at=timezone.now(),
+            note=f"settled in the file of {run.settlement_date}",
+            updated_at=timezone.now(),
+        )
+    )
+
+
+# --- automatic resolution ------------------------------------------------------------------------------
+
+
+def _auto_resolve(run: ReconciliationRun, credential: WalletCredential, *, progress: Progress) -> int:
+    """Ask the wallet about what it settled while the ledger still waits; close what the answer settles.
+
+    Goes through ``order_refresh`` / ``refund_refresh``, the paths every inquiry takes (events, webhooks).
+    """
+    scope = _scope(credential)
+    waiting = (
+        Discrepancy.objects.visible_to(scope)
+        .filter(run=run, reason=Reason.STATUS_MISMATCH, status=DiscrepancyStatus.OPEN)
+        .filter(
+            Q(refund__isnull=True, payment__status__in=OPEN_PAYMENT_STATUSES)
+            | Q(refund__status=RefundStatus.PROCESSING)
+        )
+        .select_related("payment__order__mini_program", "refund__order__mini_program", "refund__payment")
+        .order_by("pk")
+    )
+    candidates = list(waiting)
+    resolved = 0
+    for done, discrepancy in enumerate(candidates, start=1):
+        try:
+            if discrepancy.refund is not None:
+                settled = refund_refresh(refund=discrepancy.refund).status == RefundStatus.SUCCEEDED
+            else:
+                order_refresh(order=discrepancy.payment.order, source="reconciliation")
+                payment = Payment.objects.visible_to(scope).values_list("status", flat=True)
+                settled = payment.get(pk=discrepancy.payment_id) == PaymentStatus.SUCCEEDED
+        except ApplicationError as error:  # e.g. the credential is gone: the discrepancy stays open for a person
+            logger.warning("reconciliation: could not ask about %s: %s", discrepancy.public_id, error.code)
+            settled = False
+        if settled:
+            now = timezone.now()
+            discrepancy.status = DiscrepancyStatus.AUTO_RESOLVED
+            discrepancy.resolved_at = now
+            discrepancy.closed_by_run = run
+            discrepancy.note = "settled by an inquiry at the wallet"
+            discrepancy.save(update_fields=["status", "resolved_at", "closed_by_run", "note", "updated_at"])
+            resolved += 1
+        progress("resolve", done, len(candidates))
+    return resolved
+
+
+def discrepancy_resolve(*, discrepancy: Discrepancy, user, note: str, ignore: bool = False) -> Discrepancy:
+    """A person closes an open discrepancy (``resolved``, or ``ignored``) with a note saying why.
+
+    Raises ``reconciliation.discrepancy_closed`` if it is not open; closing twice is refused, not repeated.
+    """
+    with transaction.atomic():
+        locked = (
+            Discrepancy.objects.unscoped().select_for_update().get(pk=discrepancy.pk)
+        )  # fetched in scope by the caller
+        if locked.status != DiscrepancyStatus.OPEN:
+            raise ApplicationError("reconciliation.discrepancy_closed", f"the discrepancy is {locked.status}")
+        locked.status = DiscrepancyStatus.IGNORED if ignore else DiscrepancyStatus.RESOLVED
+        locked.note = note
+        locked.resolved_by = user
+        locked.resolved_at = timezone.now()
+        locked.save(update_fields=["status", "note", "resolved_by", "resolved_at", "updated_at"])
+        return locked
