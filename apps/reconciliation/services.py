@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 
 from django.core.files import File
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
@@ -54,6 +54,10 @@ logger = logging.getLogger(__name__)
 # A payment the platform saw succeed this close to midnight (UTC) may settle in the next day's file.
 TIMING_CUTOFF_WINDOW = dt.timedelta(minutes=30)
 BATCH_SIZE = 2000
+# Longer than the reconcile task's time limit: a run still "running" after this was abandoned.
+RUN_ABANDONED_AFTER = dt.timedelta(hours=2)
+# How far back a payment the ledger dates today may already have settled.
+SETTLED_BEFORE_DAYS = dt.timedelta(days=2)
 OPEN_PAYMENT_STATUSES = (PaymentStatus.INITIATED, PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
@@ -206,12 +210,17 @@ def reconciliation_run(
             counts = _match(run, credential, day, progress=progress)
             totals = _totals(run, credential)
             counts["closed_earlier"] = _close_resolved_cutoffs(run, credential)
-        counts["auto_resolved"] = _auto_resolve(run, credential, progress=progress)
-        return _finish(run, status=RunStatus.SUCCEEDED, counts=counts, totals=totals)
+            counts["auto_resolved"] = 0
+            _finish(run, status=RunStatus.SUCCEEDED, counts=counts, totals=totals)
     except Exception as error:
+        # Recorded, then raised: the run's own writes were rolled back, so trying again starts afresh.
         logger.exception("reconciliation run %s failed", run.public_id)
         _finish(run, status=RunStatus.FAILED, error_code="reconciliation.error", errors=[repr(error)[:500]])
         raise
+    # Inquiries come after the run is recorded: if one breaks, running again returns this run (nothing twice),
+    # and what was not asked about stays open for a person.
+    counts["auto_resolved"] = _auto_resolve(run, credential, progress=progress)
+    return _finish(run, status=RunStatus.SUCCEEDED, counts=counts)
 
 
 def reconciliation_run_all(*, super_app: SuperApp, day: dt.date, progress: Progress | None = None) -> list:
@@ -240,8 +249,12 @@ def _new_run(credential, day, settlement_file, started, **fields) -> Reconciliat
 
 @transaction.atomic
 def _claim(credential, day, settlement_file, started) -> ReconciliationRun:
-    """The run of this file: an earlier one that ended (or is under way), else a new running one."""
+    """The run of this file: an earlier one that ended (or is under way), else a new running one. A run
+    still ``running`` long after any worker could be on it was abandoned (its writes rolled back with it)."""
     SettlementFile.objects.visible_to(_scope(credential)).select_for_update().get(pk=settlement_file.pk)
+    ReconciliationRun.objects.visible_to(_scope(credential)).filter(
+        file=settlement_file, status=RunStatus.RUNNING, started_at__lt=started - RUN_ABANDONED_AFTER
+    ).update(status=RunStatus.FAILED, error_code="reconciliation.abandoned", finished_at=started, updated_at=started)
     earlier = (
         ReconciliationRun.objects.visible_to(_scope(credential))
         .filter(file=settlement_file, status__in=[RunStatus.SUCCEEDED, RunStatus.REJECTED, RunStatus.RUNNING])
@@ -378,14 +391,13 @@ def _match(run: ReconciliationRun, credential: WalletCredential, day: dt.date, *
             refunds.exclude(wallet_refund_id="").filter(wallet_refund_id=OuterRef("wallet_refund_id")).values("pk")[:1]
         )
     )
-    earlier = SettlementLine.objects.visible_to(scope).filter(
-        run=run,
-        record_type=OuterRef("record_type"),
-        payment_request_id=OuterRef("payment_request_id"),
-        refund_request_id=OuterRef("refund_request_id"),
-        line_no__lt=OuterRef("line_no"),
+    # Every line but the first of its movement is a duplicate: one uncorrelated subquery, evaluated once.
+    firsts = (
+        lines.values("record_type", "payment_request_id", "refund_request_id")
+        .annotate(first=Min("line_no"))
+        .values("first")
     )
-    lines.filter(Exists(earlier)).update(duplicate=True)
+    lines.exclude(line_no__in=firsts).update(duplicate=True)
     progress("match", 1, 3)
 
     # Each reason is asked of the lines no earlier reason explained, so every line gets at most one.
@@ -440,15 +452,15 @@ def _match(run: ReconciliationRun, credential: WalletCredential, day: dt.date, *
     # The ledger's side: settled payments of the day that the file lacks.
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
     end = start + dt.timedelta(days=1)
-    in_file = SettlementLine.objects.visible_to(scope).filter(
-        run=run, record_type=RecordType.PAYMENT, payment=OuterRef("pk")
-    )
+    in_file = lines.filter(record_type=RecordType.PAYMENT, payment__isnull=False).values("payment_id")
     # A payment the platform saw succeed only after midnight may be in the previous day's file.
     settled_before = SettlementLine.objects.visible_to(scope).filter(
         run__credential=credential,
         run__status=RunStatus.SUCCEEDED,
+        run__settlement_date__gte=day - SETTLED_BEFORE_DAYS,
+        run__settlement_date__lt=day,
         record_type=RecordType.PAYMENT,
-        payment=OuterRef("pk"),
+        payment__isnull=False,
     )
     absent = (
         payments.filter(
@@ -458,8 +470,8 @@ def _match(run: ReconciliationRun, credential: WalletCredential, day: dt.date, *
             order__paid_at__gte=start,
             order__paid_at__lt=end,
         )
-        .exclude(Exists(in_file))
-        .exclude(Exists(settled_before))
+        .exclude(pk__in=in_file)
+        .exclude(pk__in=settled_before.values("payment_id"))
         .select_related("order")
         .order_by("pk")
     )

@@ -19,7 +19,8 @@ def reconcile_yesterday() -> int:
     return len(credential_ids)
 
 
-@shared_task(name="reconciliation.reconcile", acks_late=True)
+# A large file takes longer than the default limits allow; RUN_ABANDONED_AFTER is longer still.
+@shared_task(name="reconciliation.reconcile", acks_late=True, time_limit=3600, soft_time_limit=3300)
 def reconcile(credential_id: int, day: str) -> str:
     """Fetch and reconcile one client id's settlement file of ``day``. Idempotent: the same file again returns
     the earlier run; a missing file gives a failed run, and the next attempt may find it."""

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from apps.core.tenancy import Principal
-from apps.payments.models import Order, OrderStatus
+from apps.payments.models import Order, OrderStatus, Refund, RefundStatus
 from apps.payments.services import refund_request
 from apps.reconciliation.models import (
     Discrepancy,
@@ -73,3 +73,24 @@ def test_a_file_whose_signature_does_not_verify_is_not_kept(world, shop, wallet)
     assert run.error_code == "reconciliation.file_missing"
     assert "signature" in run.errors[0]
     assert not SettlementFile.objects.unscoped().exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refund_the_wallet_settled_while_the_platform_waits_is_settled_by_inquiry(world, api, shop, wallet):
+    paid = _paid_order(api, world)
+    credential = shop.merchant.wallet_credentials.get(super_app=wallet.super_app)
+    wallet.register(credential, faults={"drop_response": True})
+    refund = refund_request(order=paid, amount=300)  # the wallet refunds; its answer is lost
+    wallet.register(credential, faults={})
+    assert refund.status == RefundStatus.PROCESSING
+    day = timezone.now().astimezone(dt.UTC).date()
+
+    run = reconciliation_run(super_app=wallet.super_app, day=day)
+
+    assert run.counts[Reason.STATUS_MISMATCH] == 1
+    assert run.counts["auto_resolved"] == 1
+    (discrepancy,) = Discrepancy.objects.visible_to(Principal.operator()).filter(run=run)
+    assert discrepancy.refund_id == refund.pk
+    assert discrepancy.status == DiscrepancyStatus.AUTO_RESOLVED
+    assert Refund.objects.unscoped().get(pk=refund.pk).status == RefundStatus.SUCCEEDED
+    assert Order.objects.unscoped().get(pk=paid.pk).refunded_amount == 300

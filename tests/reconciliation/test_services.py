@@ -1,14 +1,18 @@
 """Reconciliation runs on files given to them: rejection, idempotency, tenancy, the cut-off."""
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, NotFoundError
 from apps.core.tenancy import Principal
 from apps.merchants.models import WalletCredential
 from apps.miniprograms.models import MiniProgram
 from apps.payments.models import Payment
+from apps.reconciliation import selectors
 from apps.reconciliation.models import (
     Discrepancy,
     DiscrepancyStatus,
@@ -18,7 +22,12 @@ from apps.reconciliation.models import (
     SettlementFile,
     SettlementLine,
 )
-from apps.reconciliation.services import TIMING_CUTOFF_WINDOW, discrepancy_resolve, reconciliation_run
+from apps.reconciliation.services import (
+    RUN_ABANDONED_AFTER,
+    TIMING_CUTOFF_WINDOW,
+    discrepancy_resolve,
+    reconciliation_run,
+)
 from tests.reconciliation.builders import DAY, Ledger, at, payment_line, write_file
 
 
@@ -196,3 +205,47 @@ def test_on_postgresql_lines_are_loaded_by_copy_not_inserts(world, tmp_path):
     assert SettlementLine.objects.unscoped().filter(run=run).count() == 51
     assert run.counts["matched"] == 50
     assert run.counts[Reason.DUPLICATE_IN_FILE] == 1
+
+
+def test_a_merchant_lists_and_gets_only_its_own_discrepancies_even_from_its_isvs_file(world, tmp_path):
+    isv = world.a.isv
+    _, ledger_a1 = _of(world, "a1")
+    _, ledger_a2 = _of(world, "a2")
+    isv_credential = WalletCredential.objects.unscoped().get(client_id="canary-isvclient-a")
+    WalletCredential.objects.unscoped().filter(isv=isv, merchant__isnull=False).delete()
+    (mine,) = ledger_a1.payments("a1pay", 1, paid_at=at(DAY, 600))
+    (theirs,) = ledger_a2.payments("a2pay", 1, paid_at=at(DAY, 600))
+    path = write_file(tmp_path / "isv.csv", [payment_line(mine, amount=5), payment_line(theirs, amount=6)])
+    run = reconciliation_run(super_app=isv_credential.super_app, day=DAY, credential=isv_credential, file_path=path)
+    a1, a2 = (m.merchant for m in world.a.merchants)
+    as_a1 = Principal.system(isv_id=isv.pk, merchant_id=a1.pk)
+
+    listed = list(selectors.discrepancy_list(principal=as_a1, run_id=run.public_id))
+
+    assert [d.wallet["payment_request_id"] for d in listed] == ["a1pay-0"]
+    assert len(selectors.discrepancy_list(principal=Principal.system(isv_id=isv.pk))) == 2
+    assert not selectors.discrepancy_list(principal=Principal.system(isv_id=world.b.isv.pk)).exists()
+    theirs_found = selectors.discrepancy_list(principal=Principal.system(isv_id=isv.pk, merchant_id=a2.pk)).get()
+    with pytest.raises(NotFoundError) as raised:
+        selectors.discrepancy_get(principal=as_a1, discrepancy_id=theirs_found.public_id)
+    assert raised.value.code == "reconciliation.discrepancy_not_found"
+    assert selectors.discrepancy_get(principal=as_a1, discrepancy_id=listed[0].public_id) == listed[0]
+    assert not selectors.run_list(principal=as_a1).exists()  # the file is the ISV's, not the merchant's
+
+
+def test_a_run_abandoned_long_ago_does_not_block_the_file(world, tmp_path, time_machine):
+    credential, ledger = _of(world)
+    (payment,) = ledger.payments("pay", 1, paid_at=at(DAY, 600))
+    path = write_file(tmp_path / "day.csv", [payment_line(payment)])
+    first = reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path)
+    ReconciliationRun.objects.unscoped().filter(pk=first.pk).update(status=RunStatus.RUNNING)  # as if its worker died
+    assert reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path) == first
+
+    time_machine.move_to(timezone.now() + RUN_ABANDONED_AFTER + dt.timedelta(minutes=1))
+    again = reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path)
+
+    assert again.pk != first.pk
+    assert again.status == RunStatus.SUCCEEDED
+    assert again.counts["matched"] == 1
+    first.refresh_from_db()
+    assert (first.status, first.error_code) == (RunStatus.FAILED, "reconciliation.abandoned")
