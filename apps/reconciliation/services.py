@@ -223,14 +223,6 @@ def reconciliation_run(
     return _finish(run, status=RunStatus.SUCCEEDED, counts=counts)
 
 
-def reconciliation_run_all(*, super_app: SuperApp, day: dt.date, progress: Progress | None = None) -> list:
-    """``reconciliation_run`` for every client id at ``super_app`` (the periodic task's and command's job)."""
-    return [
-        reconciliation_run(super_app=super_app, day=day, credential=credential, progress=progress)
-        for credential in credentials_of(super_app=super_app)
-    ]
-
-
 def _new_run(credential, day, settlement_file, started, **fields) -> ReconciliationRun:
     finished = timezone.now() if fields.get("status", RunStatus.RUNNING) != RunStatus.RUNNING else None
     return ReconciliationRun.objects.create(

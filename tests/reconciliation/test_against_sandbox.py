@@ -58,7 +58,7 @@ def test_a_fetched_sandbox_file_matches_the_ledger_and_settles_what_the_platform
     again = reconciliation_run(super_app=wallet.super_app, day=day)  # the same bytes: the same run
 
     assert again.pk == run.pk
-    assert ReconciliationRun.objects.unscoped().count() == 1
+    assert ReconciliationRun.objects.unscoped().filter(super_app=wallet.super_app).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -72,7 +72,7 @@ def test_a_file_whose_signature_does_not_verify_is_not_kept(world, shop, wallet)
     assert run.status == RunStatus.FAILED
     assert run.error_code == "reconciliation.file_missing"
     assert "signature" in run.errors[0]
-    assert not SettlementFile.objects.unscoped().exists()
+    assert not SettlementFile.objects.unscoped().filter(super_app=wallet.super_app).exists()
 
 
 @pytest.mark.django_db(transaction=True)

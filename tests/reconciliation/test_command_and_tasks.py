@@ -33,7 +33,7 @@ def test_the_command_reconciles_a_given_file_and_prints_a_summary(world, tmp_pat
         stdout=out,
     )
 
-    run = ReconciliationRun.objects.visible_to(Principal.operator()).get()
+    run = ReconciliationRun.objects.visible_to(Principal.operator()).get(credential=credential)
     summary = out.getvalue()
     assert f"{run.public_id} {credential.client_id} {DAY}: succeeded" in summary
     assert "matched" in summary
@@ -50,7 +50,7 @@ def test_the_command_wants_one_client_id_for_a_file(world, tmp_path):
             "reconcile", "--super-app", credential.super_app.code, "--date", DAY.isoformat(), "--file", str(path)
         )
 
-    assert not ReconciliationRun.objects.unscoped().exists()
+    assert not ReconciliationRun.objects.unscoped().filter(settlement_date=DAY).exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -63,7 +63,7 @@ def test_the_task_fetches_yesterdays_file_and_a_missing_one_is_flagged(world, ap
     wallet.super_app.save(update_fields=["gateway_base_url"])
     assert tasks.reconcile(credential.pk, (yesterday - dt.timedelta(days=1)).isoformat()) == RunStatus.FAILED
 
-    runs = list(ReconciliationRun.objects.visible_to(Principal.operator()).order_by("pk"))
+    runs = list(ReconciliationRun.objects.visible_to(Principal.operator()).filter(credential=credential).order_by("pk"))
     assert [run.counts.get("lines") for run in runs] == [0, None]
     assert runs[1].error_code == "reconciliation.file_missing"
     assert "FILE_NOT_FOUND" in runs[1].errors[0]

@@ -10,7 +10,9 @@ from django.utils import timezone
 from apps.core.errors import ApplicationError, NotFoundError
 from apps.core.tenancy import Principal
 from apps.merchants.models import WalletCredential
+from apps.merchants.services import wallet_credential_create
 from apps.miniprograms.models import MiniProgram
+from apps.miniprograms.services import mini_program_create
 from apps.payments.models import Payment
 from apps.reconciliation import selectors
 from apps.reconciliation.models import (
@@ -28,6 +30,8 @@ from apps.reconciliation.services import (
     discrepancy_resolve,
     reconciliation_run,
 )
+from apps.superapps.models import SuperApp, TradePayMode
+from tests.conftest import _test_key_pair
 from tests.reconciliation.builders import DAY, Ledger, at, payment_line, write_file
 
 
@@ -35,6 +39,33 @@ def _of(world, label="a1"):
     credential = WalletCredential.objects.unscoped().select_related("super_app").get(client_id=f"canary-client-{label}")
     mini_program = MiniProgram.objects.unscoped().get(app_id=f"canary-app-{label}")
     return credential, Ledger(mini_program)
+
+
+def _isv_level(world):
+    """ISV a's own client id at a super app where its merchants have none: one file for both merchants."""
+    isv = world.a.isv
+    super_app = SuperApp.objects.create(
+        code="isv-wallet",
+        name="ISV wallet",
+        gateway_base_url="https://isv.invalid/api",
+        wallet_public_key_pem="-",
+        trade_pay_modes=[TradePayMode.PAYMENT_URL],
+    )
+    credential = wallet_credential_create(
+        isv=isv, super_app=super_app, client_id="isv-level-a", private_key_pem=_test_key_pair()[0]
+    )
+    ledgers = []
+    for tenant in world.a.merchants:
+        mini_program = mini_program_create(
+            merchant=tenant.merchant,
+            super_app=super_app,
+            app_id=f"isv-app-{tenant.merchant.pk}",
+            name="Shop",
+            trade_pay_mode=TradePayMode.PAYMENT_URL,
+            default_currency="USD",
+        ).mini_program
+        ledgers.append(Ledger(mini_program))
+    return credential, ledgers
 
 
 def _counts():
@@ -62,8 +93,8 @@ def test_a_malformed_file_is_rejected_with_its_line_numbers_and_nothing_imported
     assert [error["line"] for error in run.errors] == [3, 4, 5]
     assert "amount '12.50'" in run.errors[0]["message"]
     assert run.counts == {"lines": 4, "malformed": 3}
-    assert SettlementLine.objects.unscoped().count() == 0
-    assert Discrepancy.objects.unscoped().count() == 0
+    assert not SettlementLine.objects.unscoped().filter(run=run).exists()
+    assert not Discrepancy.objects.unscoped().filter(run=run).exists()
     assert list(Payment.objects.unscoped().order_by("pk").values_list("status", "updated_at")) == ledger_before
 
     again = reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path)
@@ -100,12 +131,13 @@ def test_the_same_file_imported_twice_changes_nothing(world, tmp_path):
 def test_a_super_app_with_several_client_ids_needs_one_named(world, tmp_path):
     credential, _ = _of(world)
     path = write_file(tmp_path / "day.csv", [])
+    before = _counts()
 
     with pytest.raises(ApplicationError) as raised:
         reconciliation_run(super_app=credential.super_app, day=DAY, file_path=path)
 
     assert raised.value.code == "reconciliation.credential_required"
-    assert _counts() == dict.fromkeys(_counts(), 0)
+    assert _counts() == before
 
 
 def test_discrepancies_are_seen_only_by_their_tenant(world, tmp_path):
@@ -126,15 +158,14 @@ def test_discrepancies_are_seen_only_by_their_tenant(world, tmp_path):
     assert visible(Principal.system(isv_id=a.isv.pk)) == visible(Principal.system(isv_id=a.isv.pk, merchant_id=a1.pk))
     assert visible(Principal.system(isv_id=a.isv.pk, merchant_id=a2.pk)) == set()
     assert visible(Principal.system(isv_id=b.isv.pk)) == set()
-    assert not ReconciliationRun.objects.visible_to(Principal.system(isv_id=b.isv.pk)).exists()
-    assert not ReconciliationRun.objects.visible_to(Principal.system(isv_id=a.isv.pk, merchant_id=a2.pk)).exists()
+    assert not ReconciliationRun.objects.visible_to(Principal.system(isv_id=b.isv.pk)).filter(pk=run.pk).exists()
+    as_a2 = Principal.system(isv_id=a.isv.pk, merchant_id=a2.pk)
+    assert not ReconciliationRun.objects.visible_to(as_a2).filter(pk=run.pk).exists()
 
 
 def test_an_isv_level_file_puts_each_discrepancy_with_the_merchant_it_is_about(world, tmp_path):
     isv = world.a.isv
-    isv_credential = WalletCredential.objects.unscoped().get(client_id="canary-isvclient-a")
-    _, ledger = _of(world, "a2")
-    WalletCredential.objects.unscoped().filter(isv=isv, merchant__isnull=False).delete()
+    isv_credential, (_, ledger) = _isv_level(world)
     (payment,) = ledger.payments("a2pay", 1, paid_at=at(DAY, 600))
     path = write_file(tmp_path / "isv.csv", [payment_line(payment, currency="EUR")])
 
@@ -146,7 +177,9 @@ def test_an_isv_level_file_puts_each_discrepancy_with_the_merchant_it_is_about(w
     assert found.wallet["currency"] == "EUR"
     assert found.platform["payment"]["currency"] == "USD"
     a1 = world.a.merchants[0].merchant
-    assert not Discrepancy.objects.visible_to(Principal.system(isv_id=isv.pk, merchant_id=a1.pk)).exists()
+    assert (
+        not Discrepancy.objects.visible_to(Principal.system(isv_id=isv.pk, merchant_id=a1.pk)).filter(run=run).exists()
+    )
 
 
 def test_a_payment_paid_before_the_cutoff_is_closed_by_the_next_days_file(world, tmp_path):
@@ -209,10 +242,7 @@ def test_on_postgresql_lines_are_loaded_by_copy_not_inserts(world, tmp_path):
 
 def test_a_merchant_lists_and_gets_only_its_own_discrepancies_even_from_its_isvs_file(world, tmp_path):
     isv = world.a.isv
-    _, ledger_a1 = _of(world, "a1")
-    _, ledger_a2 = _of(world, "a2")
-    isv_credential = WalletCredential.objects.unscoped().get(client_id="canary-isvclient-a")
-    WalletCredential.objects.unscoped().filter(isv=isv, merchant__isnull=False).delete()
+    isv_credential, (ledger_a1, ledger_a2) = _isv_level(world)
     (mine,) = ledger_a1.payments("a1pay", 1, paid_at=at(DAY, 600))
     (theirs,) = ledger_a2.payments("a2pay", 1, paid_at=at(DAY, 600))
     path = write_file(tmp_path / "isv.csv", [payment_line(mine, amount=5), payment_line(theirs, amount=6)])
@@ -223,14 +253,18 @@ def test_a_merchant_lists_and_gets_only_its_own_discrepancies_even_from_its_isvs
     listed = list(selectors.discrepancy_list(principal=as_a1, run_id=run.public_id))
 
     assert [d.wallet["payment_request_id"] for d in listed] == ["a1pay-0"]
-    assert len(selectors.discrepancy_list(principal=Principal.system(isv_id=isv.pk))) == 2
-    assert not selectors.discrepancy_list(principal=Principal.system(isv_id=world.b.isv.pk)).exists()
-    theirs_found = selectors.discrepancy_list(principal=Principal.system(isv_id=isv.pk, merchant_id=a2.pk)).get()
+    assert len(selectors.discrepancy_list(principal=Principal.system(isv_id=isv.pk), run_id=run.public_id)) == 2
+    as_b = Principal.system(isv_id=world.b.isv.pk)
+    assert not selectors.discrepancy_list(principal=as_b, run_id=run.public_id).exists()
+    as_a2 = Principal.system(isv_id=isv.pk, merchant_id=a2.pk)
+    theirs_found = selectors.discrepancy_list(principal=as_a2, run_id=run.public_id).get()
     with pytest.raises(NotFoundError) as raised:
         selectors.discrepancy_get(principal=as_a1, discrepancy_id=theirs_found.public_id)
     assert raised.value.code == "reconciliation.discrepancy_not_found"
     assert selectors.discrepancy_get(principal=as_a1, discrepancy_id=listed[0].public_id) == listed[0]
-    assert not selectors.run_list(principal=as_a1).exists()  # the file is the ISV's, not the merchant's
+    assert (
+        not selectors.run_list(principal=as_a1).filter(pk=run.pk).exists()
+    )  # the file is the ISV's, not the merchant's
 
 
 def test_a_run_abandoned_long_ago_does_not_block_the_file(world, tmp_path, time_machine):
