@@ -131,6 +131,11 @@ class ReadOnlyInline(admin.TabularInline):
     def get_queryset(self, request):
         return self.model.objects.visible_to(request_principal(request))
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Whoever may look at the parent sees its history (what the scoped queryset lets through); staff
+        # hold no Django model permissions, so the default check would hide it from them.
+        return self.admin_site._registry[self.parent_model].has_view_permission(request, obj)
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 

@@ -98,10 +98,6 @@ class DiscrepancyInline(ReadOnlyInline):
     fields = ("discrepancy_link", "reason", "status", "merchant", "line_no", "subject")
     readonly_fields = fields
 
-    def has_view_permission(self, request, obj=None) -> bool:
-        # Whoever may look at the run sees its discrepancies (those of them the queryset lets through).
-        return self.admin_site._registry[self.parent_model].has_view_permission(request, obj)
-
     @admin.display(description="Discrepancy")
     def discrepancy_link(self, discrepancy: Discrepancy) -> str:
         url = reverse("admin:reconciliation_discrepancy_change", args=[discrepancy.pk])

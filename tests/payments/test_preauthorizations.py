@@ -412,6 +412,8 @@ def test_an_order_of_a_pre_authorization_is_released_not_cancelled(world, mercha
 
 def test_the_admin_shows_time_left_and_an_expiring_badge_to_the_merchants_staff(world, merchant, wallet, scooters):
     soon = _authorised(merchant, wallet, scooters[0], expires_in=3600, reference="SOON")
+    capture = PreAuthorization.objects.unscoped().get(public_id=soon["id"])
+    _capture(merchant, soon, 700, final=False)
     later = _authorised(merchant, wallet, scooters[0], expires_in=3 * 86400, reference="LATER")
     browser = Client()
     browser.force_login(world.a.merchants[0].staff)
@@ -422,6 +424,7 @@ def test_the_admin_shows_time_left_and_an_expiring_badge_to_the_merchants_staff(
     soon_pk = PreAuthorization.objects.unscoped().get(public_id=soon["id"]).pk
     detail = browser.get(reverse("admin:payments_preauthorization_change", args=[soon_pk])).content.decode()
     assert "EXPIRING" in detail
+    assert capture.captures.get().public_id in detail  # the captures inline, shown to the merchant's staff
     assert "50.00 USD" in detail
 
 
