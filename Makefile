@@ -7,7 +7,7 @@ export PORT
 # The sandbox wallet's notification retries and reviews, compressed for demos (1.0 = real wallet timing).
 run web worker beat: export SANDBOX_TIME_SCALE ?= 0.01
 
-.PHONY: run test lint format worker beat web migrate seed bench bench-notify clean
+.PHONY: run test lint format worker beat web migrate seed bench bench-notify bench-reconcile clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || { echo "Python 3.11+ is required; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -52,6 +52,7 @@ test: install conformance-env
 
 bench: install ; $(BIN)/python bench/order_create.py $(BENCH_ARGS)
 bench-notify: install ; $(BIN)/python bench/notify.py $(BENCH_ARGS)
+bench-reconcile: install ; $(BIN)/python bench/reconcile.py $(BENCH_ARGS)
 
 ## lint: ruff, formatting, and no missing migrations
 lint: install
