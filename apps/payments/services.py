@@ -616,7 +616,7 @@ def refund_request(*, order: Order, amount: int | None = None, reason: str = "")
     return _send_refund(refund)
 
 
-def _payment_to_refund(order: Order, amount: int | None) -> tuple[Payment, int]:
+def _payment_to_refund(order: Order, amount: int | None) -> tuple[Payment | None, int]:
     """The first succeeded payment of ``order`` with room for ``amount`` (with ``None``: with room left),
     and that room; else the payment with the most room, for the error to name."""
     payments = list(
@@ -633,7 +633,7 @@ def _payment_to_refund(order: Order, amount: int | None) -> tuple[Payment, int]:
     for payment, room in rooms:
         if room > 0 and (amount is None or amount <= room):
             return payment, room
-    return max(rooms, key=lambda pair: pair[1])
+    return max(rooms, key=lambda pair: pair[1], default=(None, 0))  # none paid: nothing to refund
 
 
 def _send_refund(refund: Refund) -> Refund:
