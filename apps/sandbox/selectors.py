@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from iso4217 import Currency
 
 from . import conf
-from .models import TEST_USERS, Balance, ClassicOrder, Payment, Refund, Registration, SandboxClient
+from .models import TEST_USERS, Balance, Capture, ClassicOrder, Payment, Refund, Registration, SandboxClient
 from .protocol import iso
 
 
@@ -105,29 +105,29 @@ SETTLEMENT_COLUMNS = (
 
 
 def settlement_rows(*, client: SandboxClient, day: dt.date) -> list[dict]:
-    """One client's money movements that settle on ``day`` (UTC): payments on the day they were paid (an
-    authorization by its captures, each on its own day), refunds and voids (cancellations of paid payments, as
-    REFUND rows without a refund id) on the day they happened. Payments carry the fee; refunds are negative
-    and carry none."""
+    """One client's money movements that settle on ``day`` (UTC): payments on the day they were paid, refunds
+    and voids (cancellations of paid payments, as REFUND rows without a refund id) on the day they happened.
+    An authorization settles by its captures, each on its own day and under its own ids (``payment_id`` its
+    ``captureId``, ``payment_request_id`` its ``captureRequestId``), as a real wallet settles a capture as a
+    movement of its own. A refund names the payment it was asked of: for captured money that is the
+    authorization (a refund request names no capture). Payments carry the fee; refunds are negative and carry
+    none."""
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
     end = start + dt.timedelta(days=1)
     rows = []
     payments = client.payments.filter(authorization=False)
     for payment in payments.filter(paid_at__gte=start, paid_at__lt=end):
-        fee = _fee(payment.amount)
-        rows.append(_row("PAYMENT", payment, None, payment.amount, fee, payment.paid_at, day))
-    captures = client.captures.select_related("payment").filter(captured_at__gte=start, captured_at__lt=end)
-    for capture in captures:
-        fee = _fee(capture.amount)
-        rows.append(_row("PAYMENT", capture.payment, None, capture.amount, fee, capture.captured_at, day))
+        rows.append(_payment_row(payment, day))
+    for capture in client.captures.filter(captured_at__gte=start, captured_at__lt=end):
+        rows.append(_capture_row(capture, day))
     voided = payments.filter(cancelled_at__gte=start, cancelled_at__lt=end, paid_at__isnull=False)
     for payment in voided:
-        rows.append(_row("REFUND", payment, None, -payment.amount, 0, payment.cancelled_at, day))
+        rows.append(_refund_row(payment, None, payment.amount, payment.cancelled_at, day))
     refunds = client.refunds.select_related("payment").filter(
         status=Refund.Status.SUCCESS, refunded_at__gte=start, refunded_at__lt=end
     )
     for refund in refunds:
-        rows.append(_row("REFUND", refund.payment, refund, -refund.amount, 0, refund.refunded_at, day))
+        rows.append(_refund_row(refund.payment, refund, refund.amount, refund.refunded_at, day))
     return sorted(rows, key=lambda row: row["transaction_time"])
 
 
@@ -136,14 +136,31 @@ def _fee(amount: int) -> int:
     return int((Decimal(amount) * conf.get("FEE_BPS") / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def _row(record_type, payment, refund, amount, fee, moment, day) -> dict:
+def _payment_row(payment: Payment, day: dt.date) -> dict:
+    ids = (payment.payment_id, payment.payment_request_id)
+    return _row("PAYMENT", *ids, None, payment.currency, payment.amount, payment.paid_at, day)
+
+
+def _capture_row(capture: Capture, day: dt.date) -> dict:
+    ids = (capture.capture_id, capture.capture_request_id)
+    return _row("PAYMENT", *ids, None, capture.currency, capture.amount, capture.captured_at, day)
+
+
+def _refund_row(payment: Payment, refund: Refund | None, amount: int, moment: dt.datetime, day: dt.date) -> dict:
+    ids = (payment.payment_id, payment.payment_request_id)
+    return _row("REFUND", *ids, refund, payment.currency, -amount, moment, day)
+
+
+def _row(record_type, payment_id, payment_request_id, refund, currency, amount, moment, day) -> dict:
+    """Payments carry the fee; refunds (negative) carry none."""
+    fee = _fee(amount) if record_type == "PAYMENT" else 0
     return {
         "record_type": record_type,
-        "payment_id": payment.payment_id,
-        "payment_request_id": payment.payment_request_id,
+        "payment_id": payment_id,
+        "payment_request_id": payment_request_id,
         "refund_id": refund.refund_id if refund else "",
         "refund_request_id": refund.refund_request_id if refund else "",
-        "currency": payment.currency,
+        "currency": currency,
         "amount": amount,
         "fee": fee,
         "net": amount - fee,

@@ -1,4 +1,4 @@
-"""Settlement files: a signed GET for one client's day, as CSV (fees, refunds, voids, UTC day boundaries)."""
+"""Settlement files: a signed GET for one client's day, as CSV (fees, captures, refunds, voids, UTC day boundaries)."""
 
 import csv
 import datetime as dt
@@ -7,8 +7,17 @@ import io
 import time_machine
 
 from apps.sandbox import services
-from apps.sandbox.models import Refund
-from tests.sandbox.conftest import CLIENT_ID, WalletCaller, new_payment, paid_payment, public_pem
+from apps.sandbox.models import Capture, Refund
+from apps.sandbox.models import Payment as WalletPayment
+from tests.sandbox.conftest import (
+    CLIENT_ID,
+    WalletCaller,
+    new_payment,
+    paid_payment,
+    pay_at_cashier,
+    pay_body,
+    public_pem,
+)
 
 DAY = dt.date(2026, 3, 2)
 
@@ -86,6 +95,52 @@ def test_a_day_of_payments_refunds_and_voids(caller, merchant, wallet_public_pem
         ("PAYMENT", "pr_next_day", "", "100"),
         ("REFUND", "pr_void", "", "-300"),
     ]
+
+
+def capture(caller, payment_id, request_id, value, last):
+    body = {
+        "captureRequestId": request_id,
+        "paymentId": payment_id,
+        "captureAmount": {"currency": "USD", "value": value},
+        "isLastCapture": last,
+    }
+    answer = caller.post("payments/capture", body)
+    assert answer.result["resultCode"] == "SUCCESS", answer.json
+    return answer.json
+
+
+def test_each_capture_of_an_authorization_settles_under_its_own_ids(caller):
+    with time_machine.travel(at(9), tick=False) as clock:
+        authorization = pay_at_cashier(
+            caller, pay_body("pa_1", "10000", paymentFactor={"isAuthorizationPayment": "true"})
+        )
+        clock.move_to(at(10))
+        first = capture(caller, authorization, "cap_1", "3000", last=False)
+        clock.move_to(at(15))
+        second = capture(caller, authorization, "cap_2", "4999", last=True)
+        clock.move_to(at(16))
+        body = {
+            "refundRequestId": "rf_1",
+            "paymentId": authorization,
+            "refundAmount": {"currency": "USD", "value": "500"},
+        }
+        assert caller.post("payments/refund", body).result["resultCode"] == "SUCCESS"
+
+    day_rows = rows(settlement(caller))
+    captures = {c.capture_request_id: c for c in Capture.objects.all()}
+    assert (first["captureId"], second["captureId"]) == (captures["cap_1"].capture_id, captures["cap_2"].capture_id)
+    assert [
+        (r["record_type"], r["payment_id"], r["payment_request_id"], r["amount"], r["fee"], r["net"]) for r in day_rows
+    ] == [
+        ("PAYMENT", first["captureId"], "cap_1", "3000", "45", "2955"),
+        ("PAYMENT", second["captureId"], "cap_2", "4999", "75", "4924"),
+        # A refund request names the authorization, not a capture: the wallet cannot say which it returns.
+        ("REFUND", authorization, "pa_1", "-500", "0", "-500"),
+    ]
+    assert [r["transaction_time"] for r in day_rows[:2]] == [first["captureTime"], second["captureTime"]]
+    assert day_rows[2]["refund_id"] == Refund.objects.get().refund_id
+    assert WalletPayment.objects.get(payment_id=authorization).payment_request_id == "pa_1"
+    assert authorization not in {r["payment_id"] for r in day_rows[:2]}
 
 
 def test_fee_follows_the_setting(caller, merchant, settings):
