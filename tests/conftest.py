@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import hashlib
 import os
 import threading
 from urllib.parse import urlparse
@@ -23,7 +24,7 @@ from apps.accounts.models import User
 from apps.callbacks.models import InboundNotification, NotificationKind, NotificationStatus
 from apps.core.money import Money
 from apps.core.tenancy import Role
-from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus
+from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus, WalletCredential
 from apps.merchants.services import business_license_save, registration_transition, wallet_credential_create
 from apps.miniprograms.services import mini_program_create, product_create
 from apps.payments.models import (
@@ -37,6 +38,16 @@ from apps.payments.models import (
     PreAuthorizationRelease,
     PreAuthorizationStatus,
     ReleaseStatus,
+)
+from apps.reconciliation.models import (
+    Discrepancy,
+    FileSource,
+    Reason,
+    ReconciliationRun,
+    RecordType,
+    RunStatus,
+    SettlementFile,
+    SettlementLine,
 )
 from apps.superapps.client import keys, messages
 from apps.superapps.client.client import close_pools
@@ -325,6 +336,112 @@ def _webhook_event(mini_program, label: str) -> None:
     )
 
 
+#: The settlement day of the canary runs: not a day the reconciliation tests reconcile (they use 2026-11-21).
+CANARY_SETTLEMENT_DATE = datetime.date(2026, 10, 31)
+
+
+def _reconciliation(mini_program, label: str) -> None:
+    """A reconciled settlement file of the merchant's client id, written directly (no file is stored; nothing
+    reads it): a succeeded run, two lines (the canary payment at another amount, and the canary capture), and
+    an open amount discrepancy about the canary payment, as canaries."""
+    tenant = {"isv_id": mini_program.isv_id, "merchant_id": mini_program.merchant_id}
+    credential = WalletCredential.objects.unscoped().get(**tenant, super_app=mini_program.super_app)
+    payment = Payment.objects.unscoped().get(**tenant, payment_request_id=f"canary-pr-{label}")
+    capture = Payment.objects.unscoped().get(**tenant, payment_request_id=f"canary-cap-{label}")
+    day, now = CANARY_SETTLEMENT_DATE, timezone.now()
+    body = f"canary settlement file {label}\n".encode()
+    settlement_file = SettlementFile.objects.unscoped().create(
+        **tenant,
+        super_app=mini_program.super_app,
+        credential=credential,
+        client_id=credential.client_id,
+        settlement_date=day,
+        sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body),
+        content=f"settlements/canary-{label}.csv",
+        source=FileSource.FETCH,
+        fetched_at=now,
+    )
+    run = ReconciliationRun.objects.unscoped().create(
+        **tenant,
+        super_app=mini_program.super_app,
+        credential=credential,
+        settlement_date=day,
+        file=settlement_file,
+        status=RunStatus.SUCCEEDED,
+        counts={"lines": 2, "matched": 1, Reason.AMOUNT_MISMATCH.value: 1},
+        totals={"USD": {"lines": 2, "gross": 2800, "fee": 43, "net": 2757}},
+        started_at=now,
+        finished_at=now,
+        duration_ms=40,
+    )
+    settled_at = datetime.datetime.combine(day, datetime.time(1), datetime.UTC)
+    wallet = {
+        "line": 1,
+        "record_type": RecordType.PAYMENT.value,
+        "payment_id": f"canary-wallet-{label}",
+        "payment_request_id": payment.payment_request_id,
+        "refund_id": "",
+        "refund_request_id": "",
+        "currency": "USD",
+        "amount": 1300,
+        "fee": 20,
+        "net": 1280,
+    }
+    SettlementLine.objects.unscoped().bulk_create(
+        [
+            SettlementLine(
+                **tenant,
+                run=run,
+                line_no=1,
+                record_type=RecordType.PAYMENT,
+                wallet_payment_id=wallet["payment_id"],
+                payment_request_id=payment.payment_request_id,
+                currency="USD",
+                amount=1300,
+                fee=20,
+                net=1280,
+                transaction_time=settled_at,
+                payment=payment,
+            ),
+            SettlementLine(
+                **tenant,
+                run=run,
+                line_no=2,
+                record_type=RecordType.PAYMENT,
+                wallet_payment_id=f"canary-wallet-cap-{label}",
+                payment_request_id=capture.payment_request_id,
+                currency="USD",
+                amount=1500,
+                fee=23,
+                net=1477,
+                transaction_time=settled_at,
+                payment=capture,
+            ),
+        ]
+    )
+    Discrepancy.objects.unscoped().create(
+        **tenant,
+        run=run,
+        reason=Reason.AMOUNT_MISMATCH,
+        line_no=1,
+        payment=payment,
+        wallet=wallet,
+        platform={
+            "payment": {
+                "id": payment.public_id,
+                "payment_request_id": payment.payment_request_id,
+                "wallet_payment_id": payment.wallet_payment_id,
+                "amount": payment.amount,
+                "currency": "USD",
+                "status": payment.status,
+                "paid_at": None,
+            }
+        },
+        note=f"canary-note-{label}: the file says 13.00, the ledger 12.50",
+    )
+
+
 def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
     isv = IsvFactory(name=f"canary-isv-{label}")
     wallet_credential_create(
@@ -364,6 +481,7 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             _pre_authorization(mini_program, f"{label}{index}", buyer_id)
             _inbox_notification(mini_program, f"{label}{index}")
             _webhook_event(mini_program, f"{label}{index}")
+            _reconciliation(mini_program, f"{label}{index}")
         merchant_staff = MembershipFactory(
             user=UserFactory(username=f"merchant-{label}{index}-owner"),
             isv=isv,

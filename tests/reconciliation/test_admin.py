@@ -1,12 +1,13 @@
 """The reconciliation admin: who sees which runs and discrepancies, the decisions with their note and
 history, and the CSV export.
 
-Each test's ``canaries`` are one run with one open discrepancy for the onboarded merchant of each ISV of the
-world (``a2`` and ``b2``), written here rather than in the shared ``world``: the reconciliation's own tests
-count on a world without runs."""
+The shared ``world`` holds the canaries: for the onboarded merchant of each ISV (``a2`` and ``b2``) a settlement
+file, a succeeded run with two lines and one open amount discrepancy about its canary payment (see
+``tests/conftest.py``). Tests that add runs count only their own."""
 
 import csv
 import io
+import re
 
 import pytest
 from django.contrib import admin
@@ -18,10 +19,9 @@ from django.utils import timezone
 
 from apps.core.tenancy import Role
 from apps.merchants.models import WalletCredential
-from apps.miniprograms.models import MiniProgram
-from apps.payments.models import Payment
 from apps.reconciliation import admin as reconciliation_admin
 from apps.reconciliation.models import Discrepancy, DiscrepancyStatus, Reason, ReconciliationRun, RunStatus
+from tests.conftest import CANARY_SETTLEMENT_DATE
 from tests.factories import MembershipFactory, UserFactory
 
 RUNS = reverse("admin:reconciliation_reconciliationrun_changelist")
@@ -34,54 +34,13 @@ def client_of(user) -> Client:
     return client
 
 
-def _reconciliation_canary(mini_program, label: str) -> None:
-    """A run of the merchant's settlement file with one open discrepancy about its canary payment."""
-    tenant = {"isv_id": mini_program.isv_id, "merchant_id": mini_program.merchant_id}
-    credential = WalletCredential.objects.unscoped().get(**tenant, super_app=mini_program.super_app)
-    payment = Payment.objects.unscoped().get(**tenant, payment_request_id=f"canary-pr-{label}")
-    now = timezone.now()
-    run = ReconciliationRun.objects.unscoped().create(
-        **tenant,
-        super_app=mini_program.super_app,
-        credential=credential,
-        settlement_date=now.date(),
-        status=RunStatus.SUCCEEDED,
-        counts={"lines": 1, "matched": 0, Reason.AMOUNT_MISMATCH.value: 1},
-        totals={"USD": {"lines": 1, "gross": 1300, "fee": 20, "net": 1280}},
-        started_at=now,
-        finished_at=now,
-        duration_ms=40,
-    )
-    Discrepancy.objects.unscoped().create(
-        **tenant,
-        run=run,
-        reason=Reason.AMOUNT_MISMATCH,
-        line_no=1,
-        payment=payment,
-        wallet={
-            "line": 1,
-            "record_type": "PAYMENT",
-            "payment_id": f"canary-wallet-{label}",
-            "payment_request_id": f"canary-pr-{label}",
-            "currency": "USD",
-            "amount": 1300,
-            "fee": 20,
-            "net": 1280,
-        },
-        platform={"payment": {"id": payment.public_id, "payment_request_id": f"canary-pr-{label}", "amount": 1250}},
-    )
-
-
-@pytest.fixture(autouse=True)
-def canaries(world):
-    for label, isv in (("a", world.a), ("b", world.b)):
-        merchant = isv.merchants[1].merchant  # the onboarded one, with the canary payment
-        _reconciliation_canary(MiniProgram.objects.unscoped().get(merchant=merchant), f"{label}2")
-
-
 def canary(tenant) -> Discrepancy:
-    """The canary discrepancy of an onboarded merchant."""
-    return Discrepancy.objects.unscoped().select_related("run").get(merchant=tenant.merchant)
+    """The canary discrepancy of an onboarded merchant of the world."""
+    return (
+        Discrepancy.objects.unscoped()
+        .select_related("run", "payment")
+        .get(merchant=tenant.merchant, note__startswith="canary-note-")
+    )
 
 
 def isv_run(isv_tenant, **fields) -> ReconciliationRun:
@@ -188,9 +147,9 @@ def test_the_run_page_shows_counts_per_reason_totals_per_currency_and_its_discre
     assert page.status_code == 200
     body = page.content.decode()
     assert "Amounts differ" in body  # the reason's label, with its count
-    assert "13.00 USD" in body  # gross
-    assert "0.20 USD" in body  # fees
-    assert "12.80 USD" in body  # net
+    assert "28.00 USD" in body  # gross
+    assert "0.43 USD" in body  # fees
+    assert "27.57 USD" in body  # net
     assert found.public_id in body  # inline
     assert reverse("admin:reconciliation_reconciliationrun_export", args=[found.run_id]) in body
     assert '<input type="submit" value="Save"' not in body
@@ -240,7 +199,9 @@ def test_discrepancies_are_filtered_and_searched(world):
     assert listed("?q=W-77") == {other.public_id}  # the wallet's id, in the evidence
     assert listed("?q=canary-pr-a2") == {found.public_id}
     today = timezone.now().date()
-    assert listed(f"?run__settlement_date__gte={today}") == {found.public_id, other.public_id}
+    assert listed(f"?run__settlement_date__gte={today}") == {other.public_id}
+    canary_day = f"?run__settlement_date__gte={CANARY_SETTLEMENT_DATE}&run__settlement_date__lt=2026-11-01"
+    assert listed(canary_day) == {found.public_id}
 
 
 # --- resolving and ignoring -----------------------------------------------------------------------------
@@ -387,8 +348,9 @@ def test_the_csv_export_stops_at_its_cap_and_says_so(world, monkeypatch):
 
 
 def test_no_reconciliation_page_shows_or_changes_another_tenants_data(world):
-    """``tests/test_isolation.py`` walks every admin, but its world has no runs; this walks these pages with
-    a run and a discrepancy in each ISV (and one of the ISV's own file), the export included."""
+    """``tests/test_isolation.py`` walks every admin over the world's canary runs; this walks these pages with
+    a run of each ISV's own file added (its discrepancy about a merchant without a run of its own), the export
+    and the decisions included."""
     from apps.accounts.selectors import principal_for_user
     from tests.test_isolation import _admin_attackers, _admin_urls, _assert_no_canary, _victims_of
 
@@ -420,9 +382,139 @@ def test_no_reconciliation_page_shows_or_changes_another_tenants_data(world):
         assert victims.snapshot() == before, f"{attacker} changed another tenant's rows"
 
 
+# --- positive controls: the canaries are where their owners look, and nowhere else -------------------------
+
+
+def results(body: str) -> str:
+    """A changelist's table of results, without the filters (which list merchants by name)."""
+    return body[body.index('<table id="result_list">') : body.index("</table>", body.index('id="result_list"'))]
+
+
+def filters(body: str) -> str:
+    return body[body.index('<nav id="changelist-filter"') : body.index("</nav>", body.index('id="changelist-filter"'))]
+
+
+def foreign(body: str, labels: set[str], public_ids: set[str]) -> list[str]:
+    """The canary strings of ``labels`` and the ``public_ids`` found in ``body``."""
+    alternatives = "|".join(sorted(labels, key=len, reverse=True))
+    named = re.findall(rf"canary-(?:[a-z-]*?-)?(?:{alternatives})(?![\w-])", body, flags=re.IGNORECASE)
+    return sorted(set(named) | {public_id for public_id in public_ids if public_id in body})
+
+
+def recon_ids(discrepancy: Discrepancy) -> set[str]:
+    """The public ids a leak of this canary would show: its own, its run's, its file's and its payment's."""
+    return {
+        discrepancy.public_id,
+        discrepancy.run.public_id,
+        discrepancy.run.file.public_id,
+        discrepancy.payment.public_id,
+    }
+
+
+@pytest.mark.parametrize(
+    ("viewer", "own", "foreign_labels"),
+    [
+        ("a2", ["a2"], {"a1", "b", "b1", "b2"}),
+        ("b2", ["b2"], {"a", "a1", "a2", "b1"}),
+        ("a1", [], {"a2", "b", "b1", "b2"}),  # onboarded later: no run, and nothing of its sibling's
+        ("a", ["a2"], {"b", "b1", "b2"}),  # the ISV sees its merchant's
+    ],
+)
+def test_each_viewer_sees_its_own_reconciliation_canaries_and_none_of_anyone_elses(world, viewer, own, foreign_labels):
+    by_label = {isv.isv.name.removeprefix("canary-isv-"): isv for isv in world.isvs}
+    tenants = {f"{label}{index}": isv.merchants[index - 1] for label, isv in by_label.items() for index in (1, 2)}
+    staff = by_label[viewer].staff if viewer in by_label else tenants[viewer].staff
+    mine = [canary(tenants[label]) for label in own]
+    theirs = [canary(tenants[label]) for label in ("a2", "b2") if label not in own]
+    their_ids = set().union(*(recon_ids(discrepancy) for discrepancy in theirs))
+    client = client_of(staff)
+
+    def clean(body: str, where: str) -> str:
+        leaked = foreign(body, foreign_labels, their_ids)
+        assert not leaked, f"{where} as {viewer} shows {leaked}"
+        return body
+
+    runs = client.get(RUNS)
+    assert [run.pk for run in runs.context["cl"].result_list] == [d.run_id for d in mine]
+    body = clean(runs.content.decode(), "the run list")
+    for discrepancy in mine:
+        label = discrepancy.merchant.name.removeprefix("canary-merchant-")
+        assert f"canary-client-{label}" in results(body)
+        assert f"canary-merchant-{label}" in filters(body)
+
+    listed = client.get(DISCREPANCIES)
+    assert [d.pk for d in listed.context["cl"].result_list] == [d.pk for d in mine]
+    body = clean(listed.content.decode(), "the discrepancy list")
+    for discrepancy in mine:
+        label = discrepancy.merchant.name.removeprefix("canary-merchant-")
+        assert discrepancy.public_id in results(body)
+        assert f"canary-pr-{label}" in results(body)
+        assert f"canary-merchant-{label}" in filters(body)
+    # The filters offer only what the viewer may see; a search for every canary finds only its own.
+    searched = client.get(DISCREPANCIES + "?q=canary")
+    assert {d.pk for d in searched.context["cl"].result_list} <= {d.pk for d in mine}
+    clean(searched.content.decode(), "a search for canaries")
+    for query in ("?merchant__id__exact={}", "?run__id__exact={}"):
+        for discrepancy in theirs:
+            pk = discrepancy.merchant_id if "merchant" in query else discrepancy.run_id
+            response = client.get(DISCREPANCIES + query.format(pk), follow=True)
+            assert response.status_code == 200
+            if response.context.get("cl") is not None:
+                assert not response.context["cl"].result_list, query
+            clean(response.content.decode(), f"the discrepancy list filtered by {query}")
+
+    for discrepancy in mine:
+        label = discrepancy.merchant.name.removeprefix("canary-merchant-")
+        run_page = client.get(reverse("admin:reconciliation_reconciliationrun_change", args=[discrepancy.run_id]))
+        assert run_page.status_code == 200
+        body = clean(run_page.content.decode(), "the run page")
+        assert discrepancy.run.public_id in body
+        assert discrepancy.public_id in body  # the inline
+        assert f"canary-client-{label}" in body
+        assert "28.00 USD" in body
+
+        page = client.get(reverse("admin:reconciliation_discrepancy_change", args=[discrepancy.pk]))
+        assert page.status_code == 200
+        body = clean(page.content.decode(), "the discrepancy page")
+        for expected in (
+            discrepancy.public_id,
+            discrepancy.run.public_id,
+            discrepancy.payment.public_id,
+            f"canary-wallet-{label}",
+            f"canary-pr-{label}",
+            f"canary-note-{label}",
+        ):
+            assert expected in body, expected
+
+        export = client.get(reverse("admin:reconciliation_reconciliationrun_export", args=[discrepancy.run_id]))
+        header, *rows = exported(export)
+        assert [dict(zip(header, row, strict=True))["discrepancy"] for row in rows] == [discrepancy.public_id]
+        text = clean("\n".join(",".join(row) for row in rows), "the CSV export")
+        for expected in (f"canary-wallet-{label}", f"canary-note-{label}", f"canary-merchant-{label}"):
+            assert expected in text, expected
+
+    for discrepancy in theirs:
+        for url in (
+            reverse("admin:reconciliation_reconciliationrun_change", args=[discrepancy.run_id]),
+            reverse("admin:reconciliation_discrepancy_change", args=[discrepancy.pk]),
+            reverse("admin:reconciliation_reconciliationrun_export", args=[discrepancy.run_id]),
+        ):
+            response = client.get(url, follow=True)
+            assert response.status_code in (200, 404), url  # a redirect to the index, or not found
+            clean(response.content.decode(), url)
+
+
 def test_every_reconciliation_changelist_shows_canaries_to_operators(world):
+    """The operators' positive control, in the results rather than the filters (which name every merchant)."""
     client = client_of(world.operator)
-    assert "canary-client-a2" in client.get(RUNS).content.decode()
-    body = client.get(DISCREPANCIES).content.decode()
-    assert canary(world.a.merchants[1]).public_id in body
-    assert canary(world.b.merchants[1]).public_id in body
+    mine = [canary(world.a.merchants[1]), canary(world.b.merchants[1])]
+    runs = client.get(RUNS)
+    assert {run.pk for run in runs.context["cl"].result_list} == {d.run_id for d in mine}
+    assert "canary-client-a2" in results(runs.content.decode())
+    assert "canary-client-b2" in results(runs.content.decode())
+    listed = client.get(DISCREPANCIES)
+    body = results(listed.content.decode())
+    for discrepancy in mine:
+        assert discrepancy.public_id in body
+    assert "canary-pr-a2" in body
+    assert "canary-pr-b2" in body
