@@ -655,6 +655,8 @@ def test_a_captured_authorization_is_refunded_up_to_what_was_captured(wallet):
 
 def test_authorizations_settle_by_their_captures(wallet, merchant):
     payment_id = wallet.authorise()
-    wallet.capture(payment_id, "cap_1", "4000")
+    capture_id = wallet.capture(payment_id, "cap_1", "4000").json["captureId"]
     rows = selectors.settlement_rows(client=merchant, day=timezone.now().astimezone(dt.UTC).date())
-    assert [(row["record_type"], row["payment_id"], row["amount"]) for row in rows] == [("PAYMENT", payment_id, 4000)]
+    assert [(row["record_type"], row["payment_id"], row["payment_request_id"], row["amount"]) for row in rows] == [
+        ("PAYMENT", capture_id, "cap_1", 4000)
+    ]
