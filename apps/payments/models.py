@@ -138,7 +138,10 @@ class Payment(TenantOwnedModel, TimeStampedModel):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive")]
-        indexes = [models.Index(fields=["status", "next_inquiry_at"], name="payment_inquiry_idx")]
+        indexes = [
+            models.Index(fields=["status", "next_inquiry_at"], name="payment_inquiry_idx"),
+            models.Index(fields=["wallet_payment_id"], name="payment_wallet_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.payment_request_id
@@ -201,7 +204,10 @@ class Refund(TenantOwnedModel, TimeStampedModel):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")]
-        indexes = [models.Index(fields=["status", "next_inquiry_at"], name="refund_inquiry_idx")]
+        indexes = [
+            models.Index(fields=["status", "next_inquiry_at"], name="refund_inquiry_idx"),
+            models.Index(fields=["wallet_refund_id"], name="refund_wallet_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.refund_request_id

@@ -99,13 +99,20 @@ class RecordType(models.TextChoices):
 
 
 class SettlementLine(TenantOwnedModel):
-    """One line of a run's file (staging): loaded in bulk, then matched against the ledger by joins."""
+    """One line of a run's file: loaded in bulk, linked to the ledger by joins, kept as the run's evidence."""
 
     tenant_fields = TENANT
 
-    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="lines")
-    isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # A million lines a day, every value written by the database itself from the run and the ledger: no
+    # foreign key constraints (each would be checked a million times at commit) and one index, (run, line_no):
+    # what reads them by payment reads a whole run's lines once, hashed.
+    run = models.ForeignKey(
+        ReconciliationRun, on_delete=models.CASCADE, related_name="lines", db_index=False, db_constraint=False
+    )
+    isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False, db_constraint=False
+    )
     line_no = models.PositiveIntegerField()
     record_type = models.CharField(max_length=10, choices=RecordType.choices)
     wallet_payment_id = models.CharField(max_length=64)
@@ -117,17 +124,22 @@ class SettlementLine(TenantOwnedModel):
     fee = models.BigIntegerField()
     net = models.BigIntegerField()
     transaction_time = models.DateTimeField()
-    # Filled by the matching UPDATEs.
-    payment = models.ForeignKey("payments.Payment", on_delete=models.DO_NOTHING, null=True, related_name="+")
-    refund = models.ForeignKey("payments.Refund", on_delete=models.DO_NOTHING, null=True, related_name="+")
+    # Linked while loading (our request ids), then by the wallet's ids for what those did not find.
+    payment = models.ForeignKey(
+        "payments.Payment",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    refund = models.ForeignKey(
+        "payments.Refund", on_delete=models.DO_NOTHING, null=True, related_name="+", db_index=False, db_constraint=False
+    )
     duplicate = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "line_no"], name="settlement_line_once")]
-        indexes = [
-            models.Index(fields=["run", "payment_request_id"], name="settlement_line_payment_idx"),
-            models.Index(fields=["run", "refund_request_id"], name="settlement_line_refund_idx"),
-        ]
 
 
 class Reason(models.TextChoices):

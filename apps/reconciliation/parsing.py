@@ -6,6 +6,7 @@ A file is all or nothing: any malformed line rejects it, and every problem is to
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -28,7 +29,12 @@ COLUMNS = (
     "settlement_date",
 )
 MAX_REPORTED_ERRORS = 100
-_INTEGER = re.compile(r"-?[0-9]{1,18}")
+# The rules ``staging`` checks in PostgreSQL, so both accept exactly the same lines: integers written plainly
+# (no "+", no leading zeros), times to the second (fractions allowed) with "Z" or an offset.
+_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,17}")
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
@@ -59,14 +65,24 @@ class Verdict:
             self.errors.append({"line": line, "message": message})
 
 
-def _text(binary: IO[bytes]) -> io.TextIOWrapper:
-    return io.TextIOWrapper(binary, encoding="utf-8", newline="")
+@contextlib.contextmanager
+def _text(binary: IO[bytes]) -> Iterator[io.TextIOWrapper]:
+    """The bytes as text, handing the stream back open afterwards (a wrapper closes what it wraps)."""
+    text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+    try:
+        yield text
+    finally:
+        text.detach()
 
 
 def validate(binary: IO[bytes], *, day: dt.date) -> Verdict:
     """Check every line of the file against the format (columns, types, signs, the file's date)."""
+    with _text(binary) as text:
+        return _check(csv.reader(text), day)
+
+
+def _check(reader, day: dt.date) -> Verdict:
     verdict = Verdict()
-    reader = csv.reader(_text(binary))
     line_no = 1
     try:
         header = next(reader, None)
@@ -91,10 +107,11 @@ def validate(binary: IO[bytes], *, day: dt.date) -> Verdict:
 
 def rows(binary: IO[bytes], *, day: dt.date) -> Iterator[Row]:
     """The lines of a file ``validate`` accepted, parsed."""
-    reader = csv.reader(_text(binary))
-    next(reader)
-    for line_no, fields in enumerate(reader, start=2):
-        yield _parse(fields, line_no, day)
+    with _text(binary) as text:
+        reader = csv.reader(text)
+        next(reader)
+        for line_no, fields in enumerate(reader, start=2):
+            yield _parse(fields, line_no, day)
 
 
 def _parse(fields: list[str], line_no: int, day: dt.date) -> Row:
@@ -123,12 +140,15 @@ def _parse(fields: list[str], line_no: int, day: dt.date) -> Row:
         raise ValueError("a PAYMENT's amount must be positive")
     if record_type == "REFUND" and numbers["amount"] >= 0:
         raise ValueError("a REFUND's amount must be negative")
+    if not _TIMESTAMP.fullmatch(values["transaction_time"]):
+        raise ValueError(
+            f"transaction_time {values['transaction_time']!r} is not ISO 8601 with a UTC offset"
+            " (2026-11-21T09:30:00+08:00, or …Z)"
+        )
     try:
         moment = dt.datetime.fromisoformat(values["transaction_time"].replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"transaction_time {values['transaction_time']!r} is not ISO 8601") from None
-    if moment.tzinfo is None:
-        raise ValueError("transaction_time has no UTC offset")
+        raise ValueError(f"transaction_time {values['transaction_time']!r} is not a date and time") from None
     if values["settlement_date"] != day.isoformat():
         raise ValueError(f"settlement_date {values['settlement_date']!r} is not the file's date {day}")
     return Row(

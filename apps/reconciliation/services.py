@@ -21,11 +21,24 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from django.core.files import File
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, Min, OuterRef, Q, Subquery, Sum
+from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    ExpressionWrapper,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
@@ -35,7 +48,7 @@ from apps.payments.models import OrderStatus, Payment, PaymentStatus, Refund, Re
 from apps.payments.services import order_refresh, refund_refresh
 from apps.superapps.models import SuperApp, TradePayMode
 
-from . import parsing
+from . import parsing, staging
 from .models import (
     Discrepancy,
     DiscrepancyStatus,
@@ -193,25 +206,16 @@ def reconciliation_run(
         return run  # this file was reconciled (or is being reconciled) already
 
     try:
-        with settlement_file.content.open("rb") as stream:
-            verdict = parsing.validate(stream, day=day)
-        progress("validate", verdict.lines, verdict.lines)
-        if verdict.error_count:
-            return _finish(
-                run,
-                status=RunStatus.REJECTED,
-                error_code="reconciliation.malformed_file",
-                errors=verdict.errors,
-                counts={"lines": verdict.lines, "malformed": verdict.error_count},
-            )
-        with transaction.atomic():
-            with settlement_file.content.open("rb") as stream:
-                _load(run, parsing.rows(stream, day=day), total=verdict.lines, progress=progress)
-            counts = _match(run, credential, day, progress=progress)
-            totals = _totals(run, credential)
-            counts["closed_earlier"] = _close_resolved_cutoffs(run, credential)
-            counts["auto_resolved"] = 0
-            _finish(run, status=RunStatus.SUCCEEDED, counts=counts, totals=totals)
+        try:
+            with transaction.atomic():
+                lines = _import(run, settlement_file, credential, day, progress=progress)
+                counts = _match(run, credential, day, lines=lines, progress=progress)
+                totals = _totals(run, credential)
+                counts["closed_earlier"] = _close_resolved_cutoffs(run, credential)
+                counts["auto_resolved"] = 0
+                _finish(run, status=RunStatus.SUCCEEDED, counts=counts, totals=totals)
+        except (staging.Malformed, DataError) as malformed:
+            return _reject(run, settlement_file, day, detail=getattr(malformed, "detail", "") or str(malformed))
     except Exception as error:
         # Recorded, then raised: the run's own writes were rolled back, so trying again starts afresh.
         logger.exception("reconciliation run %s failed", run.public_id)
@@ -266,78 +270,68 @@ def _finish(run: ReconciliationRun, *, status: str, **fields) -> ReconciliationR
     return run
 
 
+def _reject(run: ReconciliationRun, settlement_file: SettlementFile, day: dt.date, *, detail: str):
+    """A file that did not load: ``parsing`` names its lines (nothing of it was kept)."""
+    with settlement_file.content.open("rb") as stream:
+        verdict = parsing.validate(stream, day=day)
+    errors = verdict.errors or [{"line": None, "message": detail.splitlines()[0][:300] if detail else "unreadable"}]
+    return _finish(
+        run,
+        status=RunStatus.REJECTED,
+        error_code="reconciliation.malformed_file",
+        errors=errors,
+        counts={"lines": verdict.lines, "malformed": verdict.error_count or 1},
+    )
+
+
 # --- loading ---------------------------------------------------------------------------------------
 
-_LINE_COLUMNS = (
-    "run_id",
-    "isv_id",
-    "merchant_id",
-    "line_no",
-    "record_type",
-    "wallet_payment_id",
-    "payment_request_id",
-    "wallet_refund_id",
-    "refund_request_id",
-    "currency",
-    "amount",
-    "fee",
-    "net",
-    "transaction_time",
-    "duplicate",
-)
 
-
-def _load(run: ReconciliationRun, rows: Iterable[parsing.Row], *, total: int, progress: Progress) -> None:
-    """Stream the rows into the staging table: ``COPY`` on PostgreSQL, batched INSERTs elsewhere."""
-    if connection.vendor == "postgresql":
-        _copy(run, rows, total=total, progress=progress)
-        return
-    batch, done = [], 0
-    for row in rows:
-        batch.append(
-            SettlementLine(
-                run_id=run.pk,
-                isv_id=run.isv_id,
-                merchant_id=run.merchant_id,
-                **{field.name: getattr(row, field.name) for field in dataclasses.fields(row)},
+def _import(run: ReconciliationRun, settlement_file, credential, day: dt.date, *, progress: Progress) -> int:
+    """Load the file's lines for ``run``, each linked to its payment and refund by our request ids; the number
+    of lines. Raises ``staging.Malformed``. PostgreSQL does it all in the database (``staging``); elsewhere
+    the lines are parsed here and written in batches."""
+    payments, refunds = _ledger(credential)
+    with settlement_file.content.open("rb") as stream:
+        if connection.vendor == "postgresql":
+            return staging.load(
+                run, stream, day=day, payments=payments, refunds=refunds, progress=progress, size=settlement_file.size
             )
-        )
-        if len(batch) == BATCH_SIZE:
-            SettlementLine.objects.bulk_create(batch)
-            done += len(batch)
-            batch.clear()
-            progress("import", done, total)
-    SettlementLine.objects.bulk_create(batch)
-    progress("import", done + len(batch), total)
-
-
-def _copy(run: ReconciliationRun, rows: Iterable[parsing.Row], *, total: int, progress: Progress) -> None:
-    table = connection.ops.quote_name(SettlementLine._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(name) for name in _LINE_COLUMNS)
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for done, row in enumerate(rows, start=1):
-            copy.write_row(
-                (
-                    run.pk,
-                    run.isv_id,
-                    run.merchant_id,
-                    row.line_no,
-                    row.record_type,
-                    row.wallet_payment_id,
-                    row.payment_request_id,
-                    row.wallet_refund_id,
-                    row.refund_request_id,
-                    row.currency,
-                    row.amount,
-                    row.fee,
-                    row.net,
-                    row.transaction_time,
-                    False,
+        verdict = parsing.validate(stream, day=day)
+        if verdict.error_count:
+            raise staging.Malformed()
+        progress("validate", verdict.lines, verdict.lines)
+        stream.seek(0)
+        batch, done = [], 0
+        for row in parsing.rows(stream, day=day):
+            batch.append(
+                SettlementLine(
+                    run_id=run.pk,
+                    isv_id=run.isv_id,
+                    merchant_id=run.merchant_id,
+                    **{field.name: getattr(row, field.name) for field in dataclasses.fields(row)},
                 )
             )
-            if done % BATCH_SIZE == 0:
-                progress("import", done, total)
-    progress("import", total, total)
+            if len(batch) == BATCH_SIZE:
+                SettlementLine.objects.bulk_create(batch)
+                done += len(batch)
+                batch.clear()
+                progress("import", done, verdict.lines)
+        SettlementLine.objects.bulk_create(batch)
+        progress("import", verdict.lines, verdict.lines)
+    lines = SettlementLine.objects.visible_to(_scope(credential)).filter(run=run)
+    lines.update(payment=Subquery(payments.filter(payment_request_id=OuterRef("payment_request_id")).values("pk")[:1]))
+    lines.filter(record_type=RecordType.REFUND).exclude(refund_request_id="").update(
+        refund=Subquery(refunds.filter(refund_request_id=OuterRef("refund_request_id")).values("pk")[:1])
+    )
+    # Every line but the first of its movement is a duplicate: one uncorrelated subquery, evaluated once.
+    firsts = (
+        lines.values("record_type", "payment_request_id", "refund_request_id")
+        .annotate(first=Min("line_no"))
+        .values("first")
+    )
+    lines.exclude(line_no__in=firsts).update(duplicate=True)
+    return verdict.lines
 
 
 # --- matching --------------------------------------------------------------------------------------
@@ -358,93 +352,39 @@ def _ledger(credential: WalletCredential):
     return payments, refunds
 
 
-def _match(run: ReconciliationRun, credential: WalletCredential, day: dt.date, *, progress: Progress) -> dict:
-    """Link lines to ledger rows and record one discrepancy per line that disagrees (and per ledger row the
-    file lacks). Each reason is one query; a line gets the first reason that applies, in this order."""
+def _match(
+    run: ReconciliationRun, credential: WalletCredential, day: dt.date, *, lines: int, progress: Progress
+) -> dict:
+    """Record one discrepancy per line that disagrees with the ledger, and per settled ledger row the file
+    lacks. A line gets the first reason that applies, in ``_line_reason``'s order; one query finds them all."""
     scope = _scope(credential)
     payments, refunds = _ledger(credential)
-    lines = SettlementLine.objects.visible_to(scope).filter(run=run)
-
-    # Links: our request ids first, the wallet's ids for what they do not find.
-    lines.update(payment=Subquery(payments.filter(payment_request_id=OuterRef("payment_request_id")).values("pk")[:1]))
-    lines.filter(payment__isnull=True).update(
-        payment=Subquery(
-            payments.exclude(wallet_payment_id="")
-            .filter(wallet_payment_id=OuterRef("wallet_payment_id"))
-            .values("pk")[:1]
-        )
-    )
-    refund_lines = lines.filter(record_type=RecordType.REFUND).exclude(refund_request_id="")
-    refund_lines.update(
-        refund=Subquery(refunds.filter(refund_request_id=OuterRef("refund_request_id")).values("pk")[:1])
-    )
-    refund_lines.filter(refund__isnull=True).exclude(wallet_refund_id="").update(
-        refund=Subquery(
-            refunds.exclude(wallet_refund_id="").filter(wallet_refund_id=OuterRef("wallet_refund_id")).values("pk")[:1]
-        )
-    )
-    # Every line but the first of its movement is a duplicate: one uncorrelated subquery, evaluated once.
-    firsts = (
-        lines.values("record_type", "payment_request_id", "refund_request_id")
-        .annotate(first=Min("line_no"))
-        .values("first")
-    )
-    lines.exclude(line_no__in=firsts).update(duplicate=True)
+    run_lines = SettlementLine.objects.visible_to(scope).filter(run=run)
+    _link_by_wallet_ids(run_lines, payments, refunds)
     progress("match", 1, 3)
 
-    # Each reason is asked of the lines no earlier reason explained, so every line gets at most one.
-    fee_wrong = Q(fee__lt=0) | Q(fee__gt=F("amount")) | ~Q(net=F("amount") - F("fee"))
-    refund_fee_wrong = ~Q(fee=0) | ~Q(net=F("amount"))
-    single = lines.filter(duplicate=False)
-    pay = single.filter(record_type=RecordType.PAYMENT, payment__isnull=False)
-    refund = single.filter(record_type=RecordType.REFUND, refund__isnull=False)
-    void = single.filter(record_type=RecordType.REFUND, refund_request_id="", payment__isnull=False)
-    line_reasons = [
-        (Reason.DUPLICATE_IN_FILE, lines.filter(duplicate=True)),
-        (Reason.MISSING_IN_PLATFORM, single.filter(record_type=RecordType.PAYMENT, payment__isnull=True)),
-        (
-            Reason.MISSING_IN_PLATFORM,
-            single.filter(record_type=RecordType.REFUND).filter(
-                (~Q(refund_request_id="") & Q(refund__isnull=True))
-                | (Q(refund_request_id="") & Q(payment__isnull=True))
-            ),
-        ),
-        (Reason.CURRENCY_MISMATCH, pay.exclude(currency=F("payment__order__currency"))),
-        (Reason.AMOUNT_MISMATCH, pay.exclude(amount=F("payment__amount"))),
-        (Reason.STATUS_MISMATCH, pay.exclude(payment__status=PaymentStatus.SUCCEEDED)),
-        (Reason.FEE_UNEXPECTED, pay.filter(fee_wrong)),
-        (
-            Reason.REFUND_MISMATCH,
-            refund.filter(
-                ~Q(currency=F("refund__currency"))
-                | ~Q(amount=-F("refund__amount"))
-                | Q(payment__isnull=True)
-                | ~Q(payment_id=F("refund__payment_id"))
-            ),
-        ),
-        (Reason.STATUS_MISMATCH, refund.exclude(refund__status=RefundStatus.SUCCEEDED)),
-        (Reason.FEE_UNEXPECTED, refund.filter(refund_fee_wrong)),
-        (
-            Reason.REFUND_MISMATCH,
-            void.filter(
-                ~Q(currency=F("payment__order__currency"))
-                | ~Q(amount=-F("payment__amount"))
-                | ~Q(payment__order__status=OrderStatus.REFUNDED)
-            ),
-        ),
-        (Reason.FEE_UNEXPECTED, void.filter(refund_fee_wrong)),
-    ]
-    counts = collections.Counter({"lines": lines.count(), **dict.fromkeys(Reason.values, 0)})
-    for reason, queryset in line_reasons:
-        found = _record_line_discrepancies(run, credential, reason, queryset)
-        counts[reason.value] += found
-        counts["discrepant_lines"] += found
+    counts = collections.Counter({"lines": lines, **dict.fromkeys(Reason.values, 0)})
+    discrepant = (
+        run_lines.annotate(reason=_line_reason(credential.super_app))
+        .exclude(reason=None)
+        .values("reason", *_EVIDENCE_FIELDS)
+        .order_by("line_no")
+    )
+    batch = []
+    for line in discrepant.iterator(chunk_size=BATCH_SIZE):
+        counts[line["reason"]] += 1
+        counts["discrepant_lines"] += 1
+        batch.append(_line_discrepancy(run, credential, line))
+        if len(batch) == BATCH_SIZE:
+            Discrepancy.objects.bulk_create(batch)
+            batch.clear()
+    Discrepancy.objects.bulk_create(batch)
     progress("match", 2, 3)
 
     # The ledger's side: settled payments of the day that the file lacks.
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
     end = start + dt.timedelta(days=1)
-    in_file = lines.filter(record_type=RecordType.PAYMENT, payment__isnull=False).values("payment_id")
+    in_file = run_lines.filter(record_type=RecordType.PAYMENT, payment__isnull=False).values("payment_id")
     # A payment the platform saw succeed only after midnight may be in the previous day's file.
     settled_before = SettlementLine.objects.visible_to(scope).filter(
         run__credential=credential,
@@ -489,6 +429,76 @@ def _match(run: ReconciliationRun, credential: WalletCredential, day: dt.date, *
     return dict(counts)
 
 
+def _link_by_wallet_ids(lines, payments, refunds) -> None:
+    """Link what our request ids did not find by the wallet's ids, and give each line its ledger row's
+    merchant (an ISV-level file mixes merchants). Touches only the lines still unlinked or without one."""
+    lines.filter(payment__isnull=True).exclude(wallet_payment_id="").update(
+        payment=Subquery(
+            payments.exclude(wallet_payment_id="")
+            .filter(wallet_payment_id=OuterRef("wallet_payment_id"))
+            .values("pk")[:1]
+        )
+    )
+    lines.filter(record_type=RecordType.REFUND, refund__isnull=True).exclude(wallet_refund_id="").update(
+        refund=Subquery(
+            refunds.exclude(wallet_refund_id="").filter(wallet_refund_id=OuterRef("wallet_refund_id")).values("pk")[:1]
+        )
+    )
+    unowned = lines.filter(merchant__isnull=True)
+    unowned.exclude(refund=None).update(merchant=Subquery(refunds.filter(pk=OuterRef("refund")).values("merchant")))
+    unowned.exclude(payment=None).update(merchant=Subquery(payments.filter(pk=OuterRef("payment")).values("merchant")))
+
+
+def _line_reason(super_app: SuperApp) -> Case:
+    """The first reason a line disagrees with the ledger, or NULL: evaluated by the database for every line."""
+    payment, refund = Q(record_type=RecordType.PAYMENT), Q(record_type=RecordType.REFUND)
+    with_refund, void = refund & ~Q(refund_request_id=""), refund & Q(refund_request_id="")
+    fee_wrong = Q(fee__lt=0) | Q(fee__gt=F("amount")) | ~Q(net=F("amount") - F("fee"))
+    if super_app.settlement_fee_bps is not None:
+        # Rounded half up in whole minor units, in integers (amounts of payments are positive).
+        expected = ExpressionWrapper(
+            (F("amount") * super_app.settlement_fee_bps + 5000) / 10_000, output_field=BigIntegerField()
+        )
+        fee_wrong |= ~Q(fee=expected)
+    refund_fee_wrong = ~Q(fee=0) | ~Q(net=F("amount"))
+    reasons = [
+        (Reason.DUPLICATE_IN_FILE, Q(duplicate=True)),
+        (Reason.MISSING_IN_PLATFORM, payment & Q(payment__isnull=True)),
+        (Reason.MISSING_IN_PLATFORM, with_refund & Q(refund__isnull=True)),
+        (Reason.MISSING_IN_PLATFORM, void & Q(payment__isnull=True)),
+        (Reason.CURRENCY_MISMATCH, payment & ~Q(currency=F("payment__order__currency"))),
+        (Reason.AMOUNT_MISMATCH, payment & ~Q(amount=F("payment__amount"))),
+        (Reason.STATUS_MISMATCH, payment & ~Q(payment__status=PaymentStatus.SUCCEEDED)),
+        (Reason.FEE_UNEXPECTED, payment & fee_wrong),
+        (
+            Reason.REFUND_MISMATCH,
+            with_refund
+            & (
+                ~Q(currency=F("refund__currency"))
+                | ~Q(amount=-F("refund__amount"))
+                # The line names the refunded payment; a capture's refund, the authorization it captured.
+                | ~(
+                    Q(payment_id=F("refund__payment_id"))
+                    | Q(payment_request_id=F("refund__payment__pre_authorization__out_order_no"))
+                )
+            ),
+        ),
+        (Reason.STATUS_MISMATCH, with_refund & ~Q(refund__status=RefundStatus.SUCCEEDED)),
+        (Reason.FEE_UNEXPECTED, with_refund & refund_fee_wrong),
+        (
+            Reason.REFUND_MISMATCH,
+            void
+            & (
+                ~Q(currency=F("payment__order__currency"))
+                | ~Q(amount=-F("payment__amount"))
+                | ~Q(payment__order__status=OrderStatus.REFUNDED)
+            ),
+        ),
+        (Reason.FEE_UNEXPECTED, void & refund_fee_wrong),
+    ]
+    return Case(*(When(condition, then=Value(reason.value)) for reason, condition in reasons), default=None)
+
+
 _EVIDENCE_FIELDS = (
     "pk",
     "line_no",
@@ -522,44 +532,31 @@ _EVIDENCE_FIELDS = (
 )
 
 
-def _record_line_discrepancies(run, credential, reason: str, queryset) -> int:
-    """One discrepancy per line of ``queryset`` not already explained, the two sides as evidence."""
-    explained = Discrepancy.objects.visible_to(_scope(credential)).filter(run=run, line_no=OuterRef("line_no"))
-    created = 0
-    batch = []
-    for line in queryset.exclude(Exists(explained)).values(*_EVIDENCE_FIELDS).iterator(chunk_size=BATCH_SIZE):
-        merchant_id = line["refund__merchant_id"] or line["payment__merchant_id"] or credential.merchant_id
-        batch.append(
-            Discrepancy(
-                run=run,
-                isv_id=credential.isv_id,
-                merchant_id=merchant_id,
-                reason=reason,
-                line_no=line["line_no"],
-                payment_id=line["payment_id"],
-                refund_id=line["refund_id"],
-                wallet={
-                    "line": line["line_no"],
-                    "record_type": line["record_type"],
-                    "payment_id": line["wallet_payment_id"],
-                    "payment_request_id": line["payment_request_id"],
-                    "refund_id": line["wallet_refund_id"],
-                    "refund_request_id": line["refund_request_id"],
-                    "currency": line["currency"],
-                    "amount": line["amount"],
-                    "fee": line["fee"],
-                    "net": line["net"],
-                    "transaction_time": line["transaction_time"].isoformat(),
-                },
-                platform=_platform_evidence(line),
-            )
-        )
-        if len(batch) == BATCH_SIZE:
-            Discrepancy.objects.bulk_create(batch)
-            created += len(batch)
-            batch.clear()
-    Discrepancy.objects.bulk_create(batch)
-    return created + len(batch)
+def _line_discrepancy(run: ReconciliationRun, credential: WalletCredential, line: dict) -> Discrepancy:
+    """A discrepancy about one line of the file, the two sides as evidence."""
+    return Discrepancy(
+        run=run,
+        isv_id=credential.isv_id,
+        merchant_id=line["refund__merchant_id"] or line["payment__merchant_id"] or credential.merchant_id,
+        reason=line["reason"],
+        line_no=line["line_no"],
+        payment_id=line["payment_id"],
+        refund_id=line["refund_id"],
+        wallet={
+            "line": line["line_no"],
+            "record_type": line["record_type"],
+            "payment_id": line["wallet_payment_id"],
+            "payment_request_id": line["payment_request_id"],
+            "refund_id": line["wallet_refund_id"],
+            "refund_request_id": line["refund_request_id"],
+            "currency": line["currency"],
+            "amount": line["amount"],
+            "fee": line["fee"],
+            "net": line["net"],
+            "transaction_time": line["transaction_time"].isoformat(),
+        },
+        platform=_platform_evidence(line),
+    )
 
 
 def _platform_evidence(line: dict) -> dict:
@@ -619,10 +616,11 @@ def _totals(run: ReconciliationRun, credential: WalletCredential) -> dict:
 def _close_resolved_cutoffs(run: ReconciliationRun, credential: WalletCredential) -> int:
     """Close earlier ``timing_cutoff`` discrepancies whose payment this file settles without a discrepancy."""
     scope = _scope(credential)
+    # Uncorrelated subqueries: each read once (hashed), not once per open discrepancy.
     settled_here = SettlementLine.objects.visible_to(scope).filter(
-        run=run, record_type=RecordType.PAYMENT, duplicate=False, payment=OuterRef("payment")
+        run=run, record_type=RecordType.PAYMENT, duplicate=False, payment__isnull=False
     )
-    flagged_here = Discrepancy.objects.visible_to(scope).filter(run=run, payment=OuterRef("payment"))
+    flagged_here = Discrepancy.objects.visible_to(scope).filter(run=run, payment__isnull=False)
     return (
         Discrepancy.objects.visible_to(scope)
         .filter(
@@ -631,8 +629,8 @@ def _close_resolved_cutoffs(run: ReconciliationRun, credential: WalletCredential
             run__credential=credential,
             run__settlement_date__lt=run.settlement_date,
         )
-        .filter(Exists(settled_here))
-        .exclude(Exists(flagged_here))
+        .filter(payment__in=settled_here.values("payment"))
+        .exclude(payment__in=flagged_here.values("payment"))
         .update(
             status=DiscrepancyStatus.AUTO_RESOLVED,
             closed_by_run=run,

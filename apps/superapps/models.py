@@ -55,6 +55,13 @@ class SuperApp(TimeStampedModel):
         help_text="How far a notification's Request-Time may be from our clock, either way. Replays inside it are "
         "no-ops (deduplicated); widen it only for a wallet whose retries keep their first Request-Time.",
     )
+    settlement_fee_bps = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The fee the wallet charges on a payment, in basis points (150 = 1.5 %), rounded half up to a "
+        "minor unit. Set, reconciliation flags any other fee as fee_unexpected; empty, only fees that do not add "
+        "up (net = amount - fee) are flagged.",
+    )
     # Part of the notification URLs the platform hands the wallet: unguessable, so forged posts are cheap to drop.
     callback_token = models.CharField(max_length=64, unique=True, default=_callback_token, editable=False)
 

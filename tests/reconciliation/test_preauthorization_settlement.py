@@ -59,12 +59,6 @@ def test_a_pre_authorization_captured_in_two_parts_reconciles_line_by_line(world
     assert Order.objects.unscoped().get(public_id=first.json()["order"]).paid_amount == 4500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="reconciliation links a REFUND line to a payment only by a Payment's own ids; a refund of captured "
-    "money names the authorization (out_order_no / auth_no), which is no Payment, so the line is refund_mismatch",
-)
 @pytest.mark.django_db(transaction=True)
 def test_a_refund_of_captured_money_reconciles(world, api, shop, wallet):
     feature_set(mini_program=shop, feature=Feature.PRE_AUTHORIZATION, enabled=True)

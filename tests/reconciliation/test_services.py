@@ -32,7 +32,7 @@ from apps.reconciliation.services import (
 )
 from apps.superapps.models import SuperApp, TradePayMode
 from tests.conftest import _test_key_pair
-from tests.reconciliation.builders import DAY, Ledger, at, payment_line, write_file
+from tests.reconciliation.builders import DAY, FEE_BPS, Ledger, at, fee_of, payment_line, write_file
 
 
 def _of(world, label="a1"):
@@ -99,6 +99,76 @@ def test_a_malformed_file_is_rejected_with_its_line_numbers_and_nothing_imported
 
     again = reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path)
     assert again.pk == run.pk  # the same bad bytes get the same verdict, once
+
+
+# One field changed per case. PostgreSQL checks the lines in SQL and SQLite in Python: both must give the
+# same verdict, or a line would load on one database and be refused on the other.
+MALFORMED = [
+    {"record_type": "CHARGE"},
+    {"record_type": "payment"},
+    {"payment_id": ""},
+    {"payment_request_id": "x" * 65},
+    {"refund_request_id": "r-1"},  # a PAYMENT has no refund ids
+    {"currency": "usd"},
+    {"currency": "US"},
+    {"currency": "ÜSD"},
+    {"amount": "12.50"},
+    {"amount": "+1250"},
+    {"amount": "01250"},
+    {"amount": "-0"},
+    {"amount": " 1250"},
+    {"amount": "0"},
+    {"amount": "-1250"},  # a PAYMENT is positive
+    {"amount": "1" * 19},
+    {"fee": "1e3"},
+    {"net": ""},
+    {"transaction_time": "2026-11-21 01:00:00Z"},
+    {"transaction_time": "2026-11-21T01:00:00"},  # no offset
+    {"transaction_time": "2026-11-21T01:00Z"},
+    {"transaction_time": "2026-11-21T01:00:00.1234567Z"},
+    {"transaction_time": "2026-11-21T01:00:00.1234567+00:00"},
+    {"transaction_time": "2026-11-21T01:00:00+8:00"},
+    {"transaction_time": "2026-11-21T01:00:00+08"},
+    {"transaction_time": "2026-11-21T01:00:00.Z"},
+    {"transaction_time": "2026-02-30T01:00:00Z"},  # the shape is right, the day is not
+    {"transaction_time": "2026-11-21T25:00:00Z"},
+    {"transaction_time": "now"},
+    {"settlement_date": "2026-11-22"},
+]
+WELL_FORMED = [
+    {},
+    {"transaction_time": "2026-11-21T09:00:00+08:00"},
+    {"transaction_time": "2026-11-20T20:00:00-05:00"},
+    {"transaction_time": "2026-11-21T01:00:00.5Z"},
+    {"transaction_time": "2026-11-21T01:00:00.123456+00:00"},
+    {"transaction_time": "2026-11-21T01:00:00.123456Z"},
+    {"payment_id": "w" * 64, "fee": 0},
+]
+
+
+@pytest.mark.parametrize("change", MALFORMED, ids=lambda change: repr(change)[:50])
+def test_every_engine_refuses_the_same_malformed_lines(world, tmp_path, change):
+    credential, ledger = _of(world)
+    payments = ledger.payments("pay", 2, paid_at=at(DAY, 600))
+    path = write_file(tmp_path / "bad.csv", [payment_line(payments[0]), payment_line(payments[1]) | change])
+
+    run = reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path)
+
+    assert run.status == RunStatus.REJECTED, run.counts
+    assert [error["line"] for error in run.errors] == [3]
+    assert not SettlementLine.objects.unscoped().filter(run=run).exists()
+
+
+@pytest.mark.parametrize("change", WELL_FORMED, ids=lambda change: repr(change)[:50])
+def test_every_engine_loads_the_same_well_formed_lines(world, tmp_path, change):
+    credential, ledger = _of(world)
+    (payment,) = ledger.payments("pay", 1, paid_at=at(DAY, 600))
+    path = write_file(tmp_path / "good.csv", [payment_line(payment) | change])
+
+    run = reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path)
+
+    assert run.status == RunStatus.SUCCEEDED, run.errors
+    assert SettlementLine.objects.unscoped().filter(run=run, payment=payment).count() == 1
 
 
 def test_a_file_with_a_wrong_header_is_rejected_at_line_one(world, tmp_path):
@@ -182,6 +252,38 @@ def test_an_isv_level_file_puts_each_discrepancy_with_the_merchant_it_is_about(w
     )
 
 
+def test_with_a_fee_schedule_a_fee_that_adds_up_but_is_not_the_agreed_one_is_unexpected(world, tmp_path):
+    credential, ledger = _of(world)
+    agreed, overcharged, odd = ledger.payments("fee", 3, paid_at=at(DAY, 600))
+    lines = [
+        payment_line(agreed),  # the builders charge FEE_BPS, rounded half up
+        payment_line(overcharged, fee=fee_of(overcharged.amount) + 1),  # net = amount - fee still holds
+        payment_line(odd, fee=0),
+    ]
+    path = write_file(tmp_path / "fees.csv", lines)
+    SuperApp.objects.filter(pk=credential.super_app_id).update(settlement_fee_bps=FEE_BPS)
+    credential.super_app.refresh_from_db()
+
+    run = reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path)
+
+    found = Discrepancy.objects.unscoped().filter(run=run).values_list("reason", "payment_id")
+    assert sorted(found) == sorted([(Reason.FEE_UNEXPECTED, overcharged.pk), (Reason.FEE_UNEXPECTED, odd.pk)])
+    assert run.counts["matched"] == 1
+
+
+def test_without_a_fee_schedule_only_fees_that_do_not_add_up_are_unexpected(world, tmp_path):
+    credential, ledger = _of(world)
+    cheap, wrong = ledger.payments("fee", 2, paid_at=at(DAY, 600))
+    lines = [payment_line(cheap, fee=1), payment_line(wrong) | {"net": wrong.amount}]
+    path = write_file(tmp_path / "fees.csv", lines)
+    assert credential.super_app.settlement_fee_bps is None
+
+    run = reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path)
+
+    found = Discrepancy.objects.unscoped().filter(run=run).values_list("reason", "payment_id")
+    assert list(found) == [(Reason.FEE_UNEXPECTED, wrong.pk)]
+
+
 def test_a_payment_paid_before_the_cutoff_is_closed_by_the_next_days_file(world, tmp_path):
     credential, ledger = _of(world)
     late = ledger.payments("late", 2, paid_at=at(DAY, 86_400 - TIMING_CUTOFF_WINDOW.seconds + 60))
@@ -225,19 +327,26 @@ def test_a_person_closes_an_open_discrepancy_once(world, tmp_path):
 
 
 @pytest.mark.postgres
-def test_on_postgresql_lines_are_loaded_by_copy_not_inserts(world, tmp_path):
+def test_on_postgresql_the_lines_never_pass_through_python_and_the_queries_do_not_grow_with_the_file(world, tmp_path):
     credential, ledger = _of(world)
-    payments = ledger.payments("pay", 50, paid_at=at(DAY, 600))
-    path = write_file(tmp_path / "day.csv", [payment_line(p) for p in payments] + [payment_line(payments[0])])
-
-    with CaptureQueriesContext(connection) as queries:
-        run = reconciliation_run(super_app=credential.super_app, day=DAY, credential=credential, file_path=path)
+    statements = []
+    for day, size in ((DAY, 20), (DAY + dt.timedelta(days=1), 200)):
+        payments = ledger.payments(f"pay{size}", size, paid_at=at(day, 600))
+        lines = [payment_line(p, day=day) for p in payments] + [payment_line(payments[0], day=day)]
+        path = write_file(tmp_path / f"{day}.csv", lines)
+        with CaptureQueriesContext(connection) as queries:
+            run = reconciliation_run(super_app=credential.super_app, day=day, credential=credential, file_path=path)
+        assert run.counts["matched"] == size
+        assert run.counts[Reason.DUPLICATE_IN_FILE] == 1
+        assert SettlementLine.objects.unscoped().filter(run=run, payment__isnull=False).count() == size + 1
+        statements.append([q["sql"] for q in queries.captured_queries])
 
     assert connection.vendor == "postgresql"
-    assert not [q for q in queries.captured_queries if 'INSERT INTO "reconciliation_settlementline"' in q["sql"]]
-    assert SettlementLine.objects.unscoped().filter(run=run).count() == 51
-    assert run.counts["matched"] == 50
-    assert run.counts[Reason.DUPLICATE_IN_FILE] == 1
+    small, large = statements
+    assert len(small) == len(large)
+    inserts = [sql for sql in large if 'INSERT INTO "reconciliation_settlementline"' in sql]
+    assert len(inserts) == 1
+    assert 'FROM "reconciliation_raw_' in inserts[0]  # from the COPY's table, not from rows sent by Python
 
 
 def test_a_merchant_lists_and_gets_only_its_own_discrepancies_even_from_its_isvs_file(world, tmp_path):
