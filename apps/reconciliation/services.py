@@ -7,8 +7,9 @@ A run is per credential (one client id at one super app) and per settlement day.
    listing the lines, and nothing else written);
 3. lines are loaded into the staging table (``COPY`` on PostgreSQL, batches elsewhere) and matched against
    payments and refunds by a few UPDATEs and one query per reason, never a query per line;
-4. what an inquiry can settle (a payment or refund still processing that the wallet settled) is asked about
-   through the payments services, after the run's own transaction;
+4. what the wallet settled while the ledger still waits (a payment or refund still processing) is settled
+   after the run's own transaction: by applying a notification about it that the inbox received but never
+   applied, else by an inquiry through the payments services;
 5. ``timing_cutoff`` discrepancies of earlier runs whose payment shows up in this file are closed.
 """
 
@@ -41,10 +42,12 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from apps.callbacks.models import InboundNotification, NotificationKind, NotificationStatus
+from apps.callbacks.services import NotRetryable, notification_retry
 from apps.core.errors import ApplicationError
 from apps.core.tenancy import Principal
 from apps.merchants.models import WalletCredential
-from apps.payments.models import OrderStatus, Payment, PaymentStatus, Refund, RefundStatus
+from apps.payments.models import OrderStatus, Payment, PaymentEvent, PaymentStatus, Refund, RefundStatus
 from apps.payments.services import order_refresh, refund_refresh
 from apps.superapps.models import SuperApp, TradePayMode
 
@@ -223,7 +226,7 @@ def reconciliation_run(
         raise
     # Inquiries come after the run is recorded: if one breaks, running again returns this run (nothing twice),
     # and what was not asked about stays open for a person.
-    counts["auto_resolved"] = _auto_resolve(run, credential, progress=progress)
+    counts.update(_auto_resolve(run, credential, progress=progress))
     return _finish(run, status=RunStatus.SUCCEEDED, counts=counts)
 
 
@@ -381,19 +384,44 @@ def _match(
     Discrepancy.objects.bulk_create(batch)
     progress("match", 2, 3)
 
-    # The ledger's side: settled payments of the day that the file lacks.
+    # The ledger's side: payments and refunds the ledger settled that day that the file lacks.
+    missing = [
+        *_payments_missing_in_wallet(run, credential, day, payments, run_lines, counts),
+        *_refunds_missing_in_wallet(run, credential, day, refunds, run_lines, counts),
+    ]
+    Discrepancy.objects.bulk_create(missing, batch_size=BATCH_SIZE)
+    counts["matched"] = counts["lines"] - counts.pop("discrepant_lines", 0)
+    progress("match", 3, 3)
+    return dict(counts)
+
+
+def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
-    end = start + dt.timedelta(days=1)
-    in_file = run_lines.filter(record_type=RecordType.PAYMENT, payment__isnull=False).values("payment_id")
-    # A payment the platform saw succeed only after midnight may be in the previous day's file.
-    settled_before = SettlementLine.objects.visible_to(scope).filter(
-        run__credential=credential,
-        run__status=RunStatus.SUCCEEDED,
-        run__settlement_date__gte=day - SETTLED_BEFORE_DAYS,
-        run__settlement_date__lt=day,
-        record_type=RecordType.PAYMENT,
-        payment__isnull=False,
+    return start, start + dt.timedelta(days=1)
+
+
+def _in_earlier_files(credential: WalletCredential, day: dt.date, *, record_type: str, column: str):
+    """``column`` (``payment_id``, ``refund_id``) of the ``record_type`` lines of the credential's files of the
+    days just before ``day``: what the platform saw settle only after midnight may be in an earlier file."""
+    return (
+        SettlementLine.objects.visible_to(_scope(credential))
+        .filter(
+            run__credential=credential,
+            run__status=RunStatus.SUCCEEDED,
+            run__settlement_date__gte=day - SETTLED_BEFORE_DAYS,
+            run__settlement_date__lt=day,
+            record_type=record_type,
+            **{f"{column}__isnull": False},
+        )
+        .values(column)
     )
+
+
+def _payments_missing_in_wallet(run, credential, day: dt.date, payments, run_lines, counts) -> list[Discrepancy]:
+    """Payments the ledger saw paid on ``day`` that no payment line names: ``missing_in_wallet``, or
+    ``timing_cutoff`` when paid in the day's last minutes (the next day's file may settle them)."""
+    start, end = _day_bounds(day)
+    in_file = run_lines.filter(record_type=RecordType.PAYMENT, payment__isnull=False).values("payment_id")
     absent = (
         payments.filter(
             status=PaymentStatus.SUCCEEDED,
@@ -403,30 +431,58 @@ def _match(
             order__paid_at__lt=end,
         )
         .exclude(pk__in=in_file)
-        .exclude(pk__in=settled_before.values("payment_id"))
+        .exclude(pk__in=_in_earlier_files(credential, day, record_type=RecordType.PAYMENT, column="payment_id"))
         .select_related("order")
         .order_by("pk")
     )
-    missing = []
-    for payment in absent.iterator(chunk_size=BATCH_SIZE):
-        reason = (
-            Reason.TIMING_CUTOFF if payment.order.paid_at >= end - TIMING_CUTOFF_WINDOW else Reason.MISSING_IN_WALLET
+    cutoff = end - TIMING_CUTOFF_WINDOW
+    return [
+        _ledger_discrepancy(
+            run,
+            counts,
+            Reason.TIMING_CUTOFF if payment.order.paid_at >= cutoff else Reason.MISSING_IN_WALLET,
+            payment=payment,
+            platform=_payment_evidence(payment),
         )
-        counts[reason.value] += 1
-        missing.append(
-            Discrepancy(
-                run=run,
-                isv_id=payment.isv_id,
-                merchant_id=payment.merchant_id,
-                reason=reason,
-                payment=payment,
-                platform=_payment_evidence(payment),
-            )
+        for payment in absent.iterator(chunk_size=BATCH_SIZE)
+    ]
+
+
+def _refunds_missing_in_wallet(run, credential, day: dt.date, refunds, run_lines, counts) -> list[Discrepancy]:
+    """Refunds the ledger saw succeed on ``day`` (their ``succeeded`` event) that no line names:
+    ``missing_in_wallet``. One query; refunds of orderStr payments are not in these files, like their payments."""
+    start, end = _day_bounds(day)
+    in_file = run_lines.filter(refund__isnull=False).values("refund_id")
+    succeeded = (
+        PaymentEvent.objects.visible_to(_scope(credential))
+        .filter(
+            refund__in=refunds.filter(status=RefundStatus.SUCCEEDED, payment__trade_pay_mode=TradePayMode.PAYMENT_URL),
+            to_status=RefundStatus.SUCCEEDED,
+            created_at__gte=start,
+            created_at__lt=end,
         )
-    Discrepancy.objects.bulk_create(missing, batch_size=BATCH_SIZE)
-    counts["matched"] = counts["lines"] - counts.pop("discrepant_lines", 0)
-    progress("match", 3, 3)
-    return dict(counts)
+        .exclude(refund__in=in_file)
+        .exclude(refund__in=_in_earlier_files(credential, day, record_type=RecordType.REFUND, column="refund_id"))
+        .select_related("refund__payment")
+        .order_by("refund_id")
+    )
+    return [  # one event per refund: ``succeeded`` is final
+        _ledger_discrepancy(
+            run,
+            counts,
+            Reason.MISSING_IN_WALLET,
+            refund=event.refund,
+            platform=_refund_evidence(event.refund, succeeded_at=event.created_at),
+        )
+        for event in succeeded.iterator(chunk_size=BATCH_SIZE)
+    ]
+
+
+def _ledger_discrepancy(run: ReconciliationRun, counts, reason: Reason, **about) -> Discrepancy:
+    """A discrepancy about a ledger row no line names (``payment=`` or ``refund=``), counted under ``reason``."""
+    row = about.get("payment") or about["refund"]
+    counts[reason.value] += 1
+    return Discrepancy(run=run, isv_id=row.isv_id, merchant_id=row.merchant_id, reason=reason, **about)
 
 
 def _link_by_wallet_ids(lines, payments, refunds) -> None:
@@ -598,6 +654,21 @@ def _payment_evidence(payment: Payment) -> dict:
     }
 
 
+def _refund_evidence(refund: Refund, *, succeeded_at: dt.datetime) -> dict:
+    return {
+        "refund": {
+            "id": refund.public_id,
+            "refund_request_id": refund.refund_request_id,
+            "wallet_refund_id": refund.wallet_refund_id,
+            "amount": refund.amount,
+            "currency": refund.currency,
+            "status": refund.status,
+            "succeeded_at": succeeded_at.isoformat(),
+        },
+        "payment": {"id": refund.payment.public_id, "payment_request_id": refund.payment.payment_request_id},
+    }
+
+
 def _totals(run: ReconciliationRun, credential: WalletCredential) -> dict:
     """Gross, fees and net per currency over every line of the file, in minor units."""
     sums = (
@@ -643,11 +714,17 @@ def _close_resolved_cutoffs(run: ReconciliationRun, credential: WalletCredential
 
 # --- automatic resolution ------------------------------------------------------------------------------
 
+# Verified notifications that were never applied: waiting, parked, or given up on.
+UNAPPLIED_NOTIFICATIONS = (NotificationStatus.RECEIVED, NotificationStatus.PARKED, NotificationStatus.FAILED)
 
-def _auto_resolve(run: ReconciliationRun, credential: WalletCredential, *, progress: Progress) -> int:
-    """Ask the wallet about what it settled while the ledger still waits; close what the answer settles.
 
-    Goes through ``order_refresh`` / ``refund_refresh``, the paths every inquiry takes (events, webhooks).
+def _auto_resolve(run: ReconciliationRun, credential: WalletCredential, *, progress: Progress) -> dict:
+    """Settle what the wallet settled while the ledger still waits; close what that settles. Counts
+    ``auto_resolved`` and ``notifications_replayed``.
+
+    First the inbox: a verified notification about the payment or refund that was never applied is applied
+    through ``notification_retry``, the path a person's retry takes. Only what that does not settle is asked
+    about, through ``order_refresh`` / ``refund_refresh``, the paths every inquiry takes (events, webhooks).
     """
     scope = _scope(credential)
     waiting = (
@@ -657,32 +734,96 @@ def _auto_resolve(run: ReconciliationRun, credential: WalletCredential, *, progr
             Q(refund__isnull=True, payment__status__in=OPEN_PAYMENT_STATUSES)
             | Q(refund__status=RefundStatus.PROCESSING)
         )
-        .select_related("payment__order__mini_program", "refund__order__mini_program", "refund__payment")
-        .order_by("pk")
     )
-    candidates = list(waiting)
-    resolved = 0
+    unapplied = _unapplied_notifications(credential, waiting)
+    candidates = list(
+        waiting.select_related(
+            "payment__order__mini_program", "refund__order__mini_program", "refund__payment"
+        ).order_by("pk")
+    )
+    counts = {"auto_resolved": 0, "notifications_replayed": 0}
     for done, discrepancy in enumerate(candidates, start=1):
-        try:
-            if discrepancy.refund is not None:
-                settled = refund_refresh(refund=discrepancy.refund).status == RefundStatus.SUCCEEDED
-            else:
-                order_refresh(order=discrepancy.payment.order, source="reconciliation")
-                payment = Payment.objects.visible_to(scope).values_list("status", flat=True)
-                settled = payment.get(pk=discrepancy.payment_id) == PaymentStatus.SUCCEEDED
-        except ApplicationError as error:  # e.g. the credential is gone: the discrepancy stays open for a person
-            logger.warning("reconciliation: could not ask about %s: %s", discrepancy.public_id, error.code)
-            settled = False
-        if settled:
-            now = timezone.now()
+        note = None
+        if discrepancy.refund is not None:
+            subject = (NotificationKind.REFUND, discrepancy.refund.refund_request_id)
+        else:
+            subject = (NotificationKind.PAYMENT, discrepancy.payment.payment_request_id)
+        for notification in unapplied.get(subject, ()):
+            if not _replay(notification):
+                continue
+            counts["notifications_replayed"] += 1
+            if _settled(discrepancy, scope):
+                note = f"settled by applying notification {notification.public_id} that had not been applied"
+                break
+        if note is None and _inquire(discrepancy, scope):
+            note = "settled by an inquiry at the wallet"
+        if note is not None:
             discrepancy.status = DiscrepancyStatus.AUTO_RESOLVED
-            discrepancy.resolved_at = now
+            discrepancy.resolved_at = timezone.now()
             discrepancy.closed_by_run = run
-            discrepancy.note = "settled by an inquiry at the wallet"
+            discrepancy.note = note
             discrepancy.save(update_fields=["status", "resolved_at", "closed_by_run", "note", "updated_at"])
-            resolved += 1
+            counts["auto_resolved"] += 1
         progress("resolve", done, len(candidates))
-    return resolved
+    return counts
+
+
+def _unapplied_notifications(credential: WalletCredential, waiting) -> dict[tuple[str, str], list]:
+    """The inbox's verified, never applied notifications about the payments and refunds ``waiting`` names, by
+    ``(kind, subject)`` in the order they arrived; one query. The inbox's subject is the request id: a
+    payment's ``paymentRequestId`` (``notifyPayment``) or ``out_trade_no`` (a classic trade, a capture's too),
+    both its ``payment_request_id``; a refund's ``refundRequestId``."""
+    payment_ids = waiting.filter(refund__isnull=True).values("payment__payment_request_id")
+    refund_ids = waiting.filter(refund__isnull=False).values("refund__refund_request_id")
+    rows = (
+        InboundNotification.objects.visible_to(_scope(credential))
+        .filter(super_app_id=credential.super_app_id, status__in=UNAPPLIED_NOTIFICATIONS, dedupe_key__isnull=False)
+        .filter(
+            Q(kind__in=[NotificationKind.PAYMENT, NotificationKind.CLASSIC], subject__in=payment_ids)
+            | Q(kind=NotificationKind.REFUND, subject__in=refund_ids)
+        )
+        .only("pk", "public_id", "kind", "subject", "status")
+        .order_by("received_at", "pk")
+    )
+    found = collections.defaultdict(list)
+    for row in rows:
+        kind = NotificationKind.REFUND if row.kind == NotificationKind.REFUND else NotificationKind.PAYMENT
+        found[(kind, row.subject)].append(row)
+    return found
+
+
+def _replay(notification: InboundNotification) -> bool:
+    """Apply a notification that had not been applied; whether it was processed now."""
+    try:
+        notification_retry(notification=notification)
+    except NotRetryable:  # a worker or the sweeper applied it meanwhile
+        return False
+    except Exception:  # one notification's bug must not stop the run's resolution; the inquiry still follows
+        logger.exception("reconciliation: notification %s could not be applied", notification.public_id)
+        return False
+    return True
+
+
+def _inquire(discrepancy: Discrepancy, scope: Principal) -> bool:
+    """Ask the wallet about the discrepancy's refund or payment; whether the answer settled it."""
+    try:
+        if discrepancy.refund is not None:
+            refund_refresh(refund=discrepancy.refund)
+        else:
+            order_refresh(order=discrepancy.payment.order, source="reconciliation")
+    except ApplicationError as error:  # e.g. the credential is gone: the discrepancy stays open for a person
+        logger.warning("reconciliation: could not ask about %s: %s", discrepancy.public_id, error.code)
+        return False
+    return _settled(discrepancy, scope)
+
+
+def _settled(discrepancy: Discrepancy, scope: Principal) -> bool:
+    """Whether the ledger now has the discrepancy's refund or payment succeeded."""
+    if discrepancy.refund_id is not None:
+        rows = Refund.objects.visible_to(scope).filter(pk=discrepancy.refund_id, status=RefundStatus.SUCCEEDED)
+    else:
+        rows = Payment.objects.visible_to(scope).filter(pk=discrepancy.payment_id, status=PaymentStatus.SUCCEEDED)
+    return rows.exists()
 
 
 def discrepancy_resolve(*, discrepancy: Discrepancy, user, note: str, ignore: bool = False) -> Discrepancy:
