@@ -215,7 +215,11 @@ class ReconciliationRunAdmin(TenantScopedAdmin):
         counts = dict(run.counts or {})
         labels = [("lines", "Lines in the file"), ("matched", "Matched")]
         labels += [(reason.value, reason.label) for reason in Reason]
-        labels += [("closed_earlier", "Earlier cut-offs closed by this file"), ("auto_resolved", "Resolved by inquiry")]
+        labels += [
+            ("closed_earlier", "Earlier cut-offs closed by this file"),
+            ("auto_resolved", "Settled automatically (a missed notification applied, or the wallet asked)"),
+            ("notifications_replayed", "Missed notifications applied"),
+        ]
         known = {key for key, _ in labels}
         rows = [(label, key, counts[key]) for key, label in labels if key in counts]
         rows += [(key, key, value) for key, value in sorted(counts.items()) if key not in known]
