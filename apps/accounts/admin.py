@@ -16,7 +16,7 @@ class UserAdmin(TenantScopedAdmin, DjangoUserAdmin):
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
     ordering = ("-created_at",)
-    list_display = ("user", "role", "isv", "merchant", "created_at")
+    list_display = ("user", "role", "may_refund", "isv", "merchant", "created_at")
     list_filter = ("role", "isv", "merchant")
     search_fields = ("user__username", "user__email")
     list_select_related = ("user", "isv", "merchant")

@@ -23,9 +23,27 @@ class Membership(TenantOwnedModel, TimeStampedModel):
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="memberships")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    may_refund = models.BooleanField(
+        default=False, help_text="Lets merchant staff refund orders; owners and admins always may."
+    )
 
     class Meta:
         indexes = [models.Index(fields=["isv", "merchant"], name="membership_tenant_idx")]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.role == Role.STAFF and self.merchant_id is None:
+            raise ValidationError(
+                {"role": ValidationError("Staff is a merchant role; at an ISV choose admin or viewer.", "staff_at_isv")}
+            )
+        if self.may_refund and self.role != Role.STAFF:
+            raise ValidationError(
+                {
+                    "may_refund": ValidationError(
+                        "Only staff are granted refunds; owners and admins always may.", "refund_grant_not_staff"
+                    )
+                }
+            )
 
     def __str__(self) -> str:
         return f"{self.user} · {self.get_role_display()} at {self.merchant or self.isv}"

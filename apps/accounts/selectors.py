@@ -23,6 +23,7 @@ def principal_for_user(user) -> Principal:
         merchant_id=membership.merchant_id,
         role=Role(membership.role),
         user_id=user.pk,
+        may_refund=membership.may_refund,
     )
 
 

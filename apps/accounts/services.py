@@ -140,13 +140,17 @@ def api_key_authenticate(*, secret: str, merchant_public_id: str | None) -> Prin
     return Principal(kind=PrincipalKind.ISV_KEY, isv_id=api_key.isv_id, merchant_id=merchant_id, api_key_id=api_key.pk)
 
 
-def membership_set(*, user: User, isv: Isv, merchant: Merchant | None = None, role: Role) -> Membership:
+def membership_set(
+    *, user: User, isv: Isv, merchant: Merchant | None = None, role: Role, may_refund: bool = False
+) -> Membership:
     """Give ``user`` exactly this one membership (replacing any other) and admin access."""
-    Membership(user=user, isv=isv, merchant=merchant, role=role).validate_for_save(exclude=("user", "public_id"))
+    Membership(user=user, isv=isv, merchant=merchant, role=role, may_refund=may_refund).validate_for_save(
+        exclude=("user", "public_id")
+    )
     if user.is_superuser:
         raise ApplicationError("accounts.operator_membership", "Platform operators have no tenant membership.")
     membership, _ = Membership.objects.unscoped().update_or_create(
-        user=user, defaults={"isv": isv, "merchant": merchant, "role": role}
+        user=user, defaults={"isv": isv, "merchant": merchant, "role": role, "may_refund": may_refund}
     )
     if not user.is_staff:
         user.is_staff = True

@@ -41,9 +41,13 @@ class PrincipalKind(enum.StrEnum):
 
 
 class Role(models.TextChoices):
+    """A membership's role. At an ISV: owner and admin edit ("ISV admin"), developer and viewer read ("ISV
+    viewer"). At a merchant: owner and admin edit, staff read and refund when granted, viewer reads."""
+
     OWNER = "owner", "Owner"
     ADMIN = "admin", "Admin"
     DEVELOPER = "developer", "Developer"
+    STAFF = "staff", "Staff (reads; refunds when granted)"
     VIEWER = "viewer", "Viewer"
 
 
@@ -68,6 +72,8 @@ class Principal:
     mini_program_id: int | None = None
     wallet_user_id: int | None = None
     session_id: int | None = None
+    #: A staff membership's grant to refund (owners and admins always may).
+    may_refund: bool = False
 
     @classmethod
     def anonymous(cls) -> Principal:
@@ -128,6 +134,11 @@ class Principal:
     def can_edit(self) -> bool:
         """Operators and API keys write; staff write only with an editing role."""
         return self.is_operator or self.is_api_key or self.role in EDITOR_ROLES
+
+    @property
+    def can_refund(self) -> bool:
+        """Who may give money back from the admin: operators, editors, and staff granted it."""
+        return self.is_operator or self.role in EDITOR_ROLES or (self.role is Role.STAFF and self.may_refund)
 
     def tenant_key(self) -> str:
         """A stable string naming the tenant, for rate limits and logs (never a secret)."""
