@@ -5,6 +5,7 @@ from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.accounts import views as accounts_views
 from apps.core import views as core_views
 from apps.core.api import errors as api_errors
 
@@ -22,6 +23,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("admin/second-factor/", accounts_views.second_factor_setup, name="second-factor-setup"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("callbacks/", include("apps.callbacks.urls")),

@@ -9,8 +9,11 @@ not from hand-assigned Django permissions.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.filters import RelatedFieldListFilter
 from django.db import models
+from django_otp import user_has_device
+from django_otp.admin import OTPAdminAuthenticationForm
 
 from apps.core.tenancy import Principal, PrincipalKind, TenantOwnedModel
 
@@ -28,10 +31,23 @@ def scoped_queryset(model: type[models.Model], principal: Principal) -> models.Q
     return model._default_manager.all() if principal.is_operator else model._default_manager.none()
 
 
+class PlatformLoginForm(OTPAdminAuthenticationForm):
+    """User name and password, and the authenticator's code from those who have one (a second factor is
+    optional, but required of some roles: apps/accounts/second_factor.py)."""
+
+    def clean(self):
+        cleaned = AdminAuthenticationForm.clean(self)
+        if user_has_device(self.get_user()):
+            self.clean_otp(self.get_user())
+        return cleaned
+
+
 class PlatformAdminSite(admin.AdminSite):
     site_header = "ISV merchant platform"
     site_title = "ISV merchant platform"
     index_title = "Operations"
+    login_form = PlatformLoginForm
+    login_template = "otp/admin111/login.html"
 
     def has_permission(self, request) -> bool:
         user = request.user
