@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "apps.webhooks",
     "apps.callbacks",
     "apps.reconciliation",
+    "apps.dashboard",
     "apps.demo",
     "apps.sandbox",
 ]
