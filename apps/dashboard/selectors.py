@@ -220,18 +220,17 @@ def pending_registrations(*, principal: Principal) -> list[ChoiceCount]:
     ]
 
 
-def expiry_warning_window(*, now: datetime.datetime) -> tuple[datetime.datetime, datetime.datetime]:
-    """When a pre-authorization still open counts as about to expire: within
-    ``PREAUTHORIZATION_EXPIRY_WARNING_SECONDS`` from now (what its admin badge says too)."""
-    return now, now + datetime.timedelta(seconds=settings.PREAUTHORIZATION_EXPIRY_WARNING_SECONDS)
+def expiry_warning_deadline(*, now: datetime.datetime) -> datetime.datetime:
+    """An open pre-authorization expiring before this is about to expire: less than
+    ``PREAUTHORIZATION_EXPIRY_WARNING_SECONDS`` left, or past expiry and not yet ended (as its admin badge says)."""
+    return now + datetime.timedelta(seconds=settings.PREAUTHORIZATION_EXPIRY_WARNING_SECONDS)
 
 
 def expiring_preauthorizations(*, principal: Principal, now: datetime.datetime) -> list[CurrencyTotal]:
     """Pre-authorizations about to expire: how many, and how much is still frozen, per currency."""
-    after, before = expiry_warning_window(now=now)
     rows = (
         PreAuthorization.objects.visible_to(principal)
-        .filter(status__in=OPEN_PRE_AUTHORIZATION, expires_at__gt=after, expires_at__lte=before)
+        .filter(status__in=OPEN_PRE_AUTHORIZATION, expires_at__lt=expiry_warning_deadline(now=now))
         .values("currency")
         .annotate(count=Count("pk"), frozen=Sum(F("amount") - F("captured_amount") - F("released_amount")))
         .order_by("currency")

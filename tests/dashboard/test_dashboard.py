@@ -107,8 +107,9 @@ def _pre_authorization(tenant, *, amount, expires_in: datetime.timedelta):
 @pytest.fixture
 def sales(world, frozen):
     """a1: USD 30.00 (2 orders) on 10 March and 40.00 on 14 March (5.00 of it refunded), JPY 1500 on
-    12 March, one failed, one closed, one pending, one paid before the period, one pre-authorization about
-    to expire (30.00) and one not yet. a2: 77.77 USD and a failed order. b1: 55.55 USD."""
+    12 March, one failed, one closed, one pending, one paid before the period, two pre-authorizations about
+    to expire (30.00, and 12.00 already past expiry) and one not yet. a2: 77.77 USD and a failed order.
+    b1: 55.55 USD."""
     a1, a2, b1 = world.a.merchants[0], world.a.merchants[1], world.b.merchants[0]
     _order(a1, amount=1000, status=OrderStatus.PAID, created=_at(10), paid=_at(10))
     _order(a1, amount=2000, status=OrderStatus.PAID, created=_at(10), paid=_at(10))
@@ -124,6 +125,7 @@ def sales(world, frozen):
     _order(a1, amount=9999, status=OrderStatus.PAID, created=_at(1, month=2), paid=_at(1, month=2))
     _pre_authorization(a1, amount=3000, expires_in=datetime.timedelta(hours=2))
     _pre_authorization(a1, amount=3300, expires_in=datetime.timedelta(days=3))
+    _pre_authorization(a1, amount=1200, expires_in=-datetime.timedelta(hours=1))  # past expiry, not yet ended
     _order(a2, amount=7777, status=OrderStatus.PAID, created=_at(11), paid=_at(11))
     _order(a2, amount=100, status=OrderStatus.FAILED, created=_at(11))
     _order(b1, amount=5555, status=OrderStatus.PAID, created=_at(12), paid=_at(12))
@@ -166,7 +168,7 @@ def test_merchant_staff_see_their_merchants_figures_exactly(world, sales):
     assert "99.99" not in html  # paid before the period
     assert "66.7 % paid: 4 of 6 orders that reached a final state" in _text(_panel(html, "success-rate"))
     assert "USD 1 5.00 USD" in _text(_panel(html, "refunds"))  # the failed refund does not count
-    assert "USD 1 30.00 USD" in _text(_panel(html, "expiring"))  # the one expiring in three days does not
+    assert "USD 2 42.00 USD" in _text(_panel(html, "expiring"))  # the one expiring in three days does not
     assert "None open." in _panel(html, "discrepancies")
     assert "None pending." in _panel(html, "registrations")
     assert 'id="dashboard-breakdown"' not in html
@@ -269,7 +271,10 @@ def test_each_figure_links_to_the_rows_it_counts(world, sales):
     client.force_login(world.a.merchants[0].staff)
     (expiring,) = _links(_panel(_dashboard_of(world.a.merchants[0].staff), "expiring"))
     listed = client.get(expiring).content.decode()
-    soon, later = PreAuthorization.objects.unscoped().filter(merchant=world.a.merchants[0].merchant).order_by("amount")
+    overdue, soon, later = (
+        PreAuthorization.objects.unscoped().filter(merchant=world.a.merchants[0].merchant).order_by("amount")
+    )
+    assert overdue.public_id in listed
     assert soon.public_id in listed
     assert later.public_id not in listed
     client.force_login(world.a.staff)

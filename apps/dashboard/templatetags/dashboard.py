@@ -49,7 +49,6 @@ def dashboard(context) -> dict:
     now = timezone.now()
     created = _between("created_at", period.start, period.end)
     paid = _between("paid_at", period.start, period.end)
-    after, before = selectors.expiry_warning_window(now=now)
     tenant_field = "isv" if principal.is_operator else "merchant"
 
     def day_url(day: datetime.date, currency: str) -> str | None:
@@ -92,8 +91,7 @@ def dashboard(context) -> dict:
             lambda total: changelist_url(
                 "admin:payments_preauthorization_changelist",
                 status__in=",".join(OPEN_PRE_AUTHORIZATION),
-                expires_at__gt=after.isoformat(),
-                expires_at__lte=before.isoformat(),
+                expires_at__lt=selectors.expiry_warning_deadline(now=now).isoformat(),
                 currency=total.amount.currency,
             ),
         ),
