@@ -9,7 +9,6 @@ discrepancy found in an ISV's file is theirs when it is about their payment, but
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 
 from django import forms
@@ -17,24 +16,21 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin import ReadOnlyInline, TenantScopedAdmin, request_principal
 from apps.core.errors import ApplicationError
+from apps.core.exports import EXPORT_MAX_ROWS, streamed_csv
 from apps.core.money import Money
 
 from . import services
 from .models import Discrepancy, DiscrepancyStatus, Reason, ReconciliationRun
 
-#: A CSV export stops after this many discrepancies and says so in its last line.
-EXPORT_MAX_ROWS = 100_000
 #: The run page lists this many discrepancies; the rest are one click away in the discrepancy list.
 INLINE_MAX_ROWS = 200
-#: Cells a spreadsheet would read as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _money(value, currency: str) -> str:
@@ -268,26 +264,13 @@ class ReconciliationRunAdmin(TenantScopedAdmin):
             .select_related("merchant", "payment", "refund")
             .order_by("pk")[: EXPORT_MAX_ROWS + 1]
         )
-        writer = csv.writer(_Echo())
-
-        def rows():
-            yield writer.writerow(EXPORT_COLUMNS)
-            for number, discrepancy in enumerate(discrepancies.iterator(chunk_size=2000), start=1):
-                if number > EXPORT_MAX_ROWS:
-                    yield writer.writerow([f"# stopped after {EXPORT_MAX_ROWS} rows; the run has more"])
-                    return
-                yield writer.writerow([_cell(value) for value in _export_row(run, discrepancy)])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="reconciliation-{run.public_id}.csv"'
-        return response
-
-
-class _Echo:
-    """The file-like object ``csv.writer`` writes to: each row is returned, not stored."""
-
-    def write(self, value: str) -> str:
-        return value
+        return streamed_csv(
+            filename=f"reconciliation-{run.public_id}.csv",
+            columns=EXPORT_COLUMNS,
+            rows=(_export_row(run, discrepancy) for discrepancy in discrepancies.iterator(chunk_size=2000)),
+            max_rows=EXPORT_MAX_ROWS,
+            more="the run has more",
+        )
 
 
 EXPORT_COLUMNS = (
@@ -346,13 +329,6 @@ def _export_row(run: ReconciliationRun, discrepancy: Discrepancy) -> list:
         discrepancy.note,
         discrepancy.resolved_at.isoformat() if discrepancy.resolved_at else "",
     ]
-
-
-def _cell(value):
-    """A text cell a spreadsheet would evaluate is quoted with a leading apostrophe; numbers stay numbers."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 # --- discrepancies --------------------------------------------------------------------------------------
