@@ -1,11 +1,12 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
 
 from apps.core.admin import TenantScopedAdmin, request_principal
 
 from . import services
-from .models import ApiKey, Membership, User
+from .models import ApiKey, AuditEntry, Membership, User
 
 
 @admin.register(User)
@@ -69,3 +70,56 @@ class ApiKeyAdmin(TenantScopedAdmin):
         for api_key in queryset:
             services.api_key_revoke(api_key=api_key)
         self.message_user(request, f"Revoked {len(queryset)} key(s).", messages.SUCCESS)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(TenantScopedAdmin):
+    """The audit log, read-only: operators see all of it, ISV admins what was done to their ISV and its
+    merchants. Merchant staff and ISV viewers do not see it: it names who did what across the ISV."""
+
+    ordering = ("-created_at",)
+    list_display = ("created_at", "actor_repr", "actor_role", "action", "target_repr", "merchant")
+    list_filter = ("action", "merchant", "created_at")
+    search_fields = ("target_repr", "actor_repr")
+    list_select_related = ("merchant",)
+    fields = (
+        "public_id",
+        "created_at",
+        "actor_repr",
+        "actor_role",
+        "ip_address",
+        "action",
+        "target_content_type",
+        "target_repr",
+        "isv",
+        "merchant",
+        "message",
+        "changes_table",
+    )
+    readonly_fields = fields
+    actions = None
+    staff_may = frozenset()
+
+    def _may_view(self, request) -> bool:
+        principal = request_principal(request)
+        return principal.is_operator or (principal.is_staff and principal.merchant_id is None and principal.can_edit)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Changes")
+    def changes_table(self, entry: AuditEntry) -> str:
+        if not entry.changes:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            ((field, before, after) for field, (before, after) in sorted(entry.changes.items())),
+        )
+        return format_html("<table><tr><th>Field</th><th>Before</th><th>After</th></tr>{}</table>", rows)

@@ -1,11 +1,13 @@
 from django.contrib.auth.models import AbstractUser
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
 from apps.core.ids import public_id_field
 from apps.core.models import TimeStampedModel
-from apps.core.tenancy import Role, TenantFields, TenantOwnedModel
+from apps.core.tenancy import Role, TenantFields, TenantOwnedModel, TenantScopedManager, TenantScopedQuerySet
 from apps.merchants.models import Isv, Merchant
 
 
@@ -88,3 +90,61 @@ class ApiKey(TenantOwnedModel, TimeStampedModel):
         super().clean()
         if self._state.adding and self.expires_at is not None and self.expires_at <= timezone.now():
             raise ValidationError({"expires_at": ValidationError("Must be in the future.", code="in_past")})
+
+
+class AuditEntryQuerySet(TenantScopedQuerySet):
+    """Append-only: rows are never rewritten or removed through the ORM."""
+
+    def update(self, **kwargs):
+        raise TypeError("Audit entries are append-only.")
+
+    def delete(self):
+        raise TypeError("Audit entries are append-only.")
+
+
+class AuditEntry(TenantOwnedModel):
+    """One thing a staff member did in the admin: who, in which role, to what, when, from where, and the
+    fields it changed as ``{field: [before, after]}`` (secret fields are never kept).
+
+    Owned by the target's tenant, so ISV admins see what was done to their ISV and its merchants; an entry
+    about a non-tenant object (a super app, a user) has no ISV and only operators see it. A user with entries
+    cannot be deleted (deactivate them instead); the actor's name is also kept as it was at the time, since
+    usernames may change.
+    """
+
+    tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id")
+
+    objects = TenantScopedManager.from_queryset(AuditEntryQuerySet)()
+
+    public_id = public_id_field("aud")
+    isv = models.ForeignKey(Isv, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    actor_repr = models.CharField("actor", max_length=150)
+    actor_role = models.CharField("role", max_length=20, help_text="operator, or the membership's role")
+    action = models.CharField(max_length=64, help_text="add, change, delete, or the admin action's name")
+    target_content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    target_object_id = models.CharField(max_length=64)
+    target_repr = models.CharField("target", max_length=200)
+    changes = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    message = models.TextField(blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["isv", "merchant", "-created_at"], name="audit_tenant_idx"),
+            models.Index(fields=["target_content_type", "target_object_id"], name="audit_target_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_repr} · {self.action} · {self.target_repr}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise TypeError("Audit entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Audit entries are append-only.")

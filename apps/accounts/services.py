@@ -1,4 +1,5 @@
-"""Writes for users, memberships and API keys, and the API-key check every request goes through."""
+"""Writes for users, memberships and API keys, the API-key check every request goes through, and the audit
+log of what staff do."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ import secrets
 import string
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.utils import timezone
 
+from apps.core.crypto import EncryptedFields
 from apps.core.errors import ApplicationError, AuthenticationError, NotFoundError
 from apps.core.ids import is_public_id
-from apps.core.tenancy import Principal, PrincipalKind, Role
+from apps.core.tenancy import Principal, PrincipalKind, Role, TenantOwnedModel
 from apps.merchants.models import Isv, Merchant
 
-from .models import ApiKey, Membership, User
+from .models import ApiKey, AuditEntry, Membership, User
 
 _ALPHABET = string.ascii_letters + string.digits
 _ISV_KEY_KIND, _MERCHANT_KEY_KIND = "isk", "msk"
@@ -156,3 +161,58 @@ def membership_set(
         user.is_staff = True
         user.save(update_fields=["is_staff"])
     return membership
+
+
+_SECRET_NAME_PARTS = frozenset({"secret", "key", "token", "password", "private", "ciphertext", "hash"})
+_CANNOT_HOLD_A_SECRET = (models.DateField, models.BooleanField, models.DurationField, models.ForeignKey)
+
+
+def _is_secret(model: type[models.Model], field_name: str) -> bool:
+    """Encrypted columns, and text named like a credential (a date or a flag named so holds none). A public
+    key is dropped too, on purpose: a false alarm costs one field of history, a miss leaks a credential."""
+    if issubclass(model, EncryptedFields) and field_name in model.encrypted_fields:
+        return True
+    try:
+        field = model._meta.get_field(field_name)
+    except FieldDoesNotExist:
+        field = None
+    if isinstance(field, _CANNOT_HOLD_A_SECRET):
+        return False
+    return not _SECRET_NAME_PARTS.isdisjoint(field_name.lower().split("_"))
+
+
+def audit_record(
+    *,
+    actor: User,
+    principal: Principal,
+    target: models.Model,
+    action: str,
+    changes: dict[str, list] | None = None,
+    message: str = "",
+    ip_address: str | None = None,
+) -> AuditEntry:
+    """Append what ``actor`` did to ``target`` to the audit log, owned by the target's tenant.
+
+    ``changes`` is ``{field: [before, after]}``; secret fields are dropped here, whoever the caller is. A
+    target that is not tenant-owned (a super app, a user) gets an entry only operators see.
+    """
+    isv_id = merchant_id = None
+    if isinstance(target, TenantOwnedModel):
+        fields = target.tenant_fields
+        isv_id = getattr(target, fields.isv)
+        merchant_id = getattr(target, fields.merchant) if fields.merchant else None
+    model = type(target)
+    return AuditEntry.objects.create(
+        isv_id=isv_id,
+        merchant_id=merchant_id,
+        actor=actor,
+        actor_repr=actor.get_username(),
+        actor_role="operator" if principal.is_operator else str(principal.role or ""),
+        action=action,
+        target_content_type=ContentType.objects.get_for_model(model, for_concrete_model=False),
+        target_object_id=str(target.pk),
+        target_repr=str(target)[:200],
+        changes={field: values for field, values in (changes or {}).items() if not _is_secret(model, field)},
+        message=message,
+        ip_address=ip_address,
+    )
