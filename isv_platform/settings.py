@@ -87,6 +87,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "isv_platform.urls"
 WSGI_APPLICATION = "isv_platform.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+#: What the admin (apps/core/admin.py, TenantScopedAdmin) hands every add, change, deletion and action to.
+AUDIT_RECORDER = "apps.accounts.services.audit_record"
 
 TEMPLATES = [
     {

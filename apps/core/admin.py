@@ -8,10 +8,15 @@ not from hand-assigned Django permissions.
 
 from __future__ import annotations
 
+import functools
+
+from django.conf import settings
 from django.contrib import admin
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.filters import RelatedFieldListFilter
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.db import models
+from django.db.models.fields.files import FieldFile
+from django.utils.module_loading import import_string
 from django_otp import user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm
 
@@ -63,7 +68,53 @@ class ScopedRelatedFieldListFilter(RelatedFieldListFilter):
         return [(obj.pk, str(obj)) for obj in choices.order_by(*ordering)]
 
 
+def _stored_values(obj: models.Model) -> dict[str, object]:
+    """The row's own columns as stored (foreign keys as ids), to compare before and after a change.
+
+    The primary key and ``auto_now`` timestamps are left out: every save changes the latter, so they say
+    nothing about what the staff member did.
+    """
+    return {
+        field.name: field.value_from_object(obj)
+        for field in obj._meta.concrete_fields
+        if not field.primary_key and not getattr(field, "auto_now", False)
+    }
+
+
+def _shown(model: type[models.Model], name: str, value):
+    """A stored value as the audit log keeps it: a related object by its name, a file by its path."""
+    if value is None:
+        return None
+    field = model._meta.get_field(name)
+    if field.is_relation:
+        related = field.related_model._base_manager.filter(pk=value).first()  # the id came from a scoped row
+        return str(related) if related is not None else "(deleted)"
+    if isinstance(value, FieldFile):
+        return value.name
+    if isinstance(value, bytes | memoryview):
+        return f"({len(value)} bytes)"
+    return value
+
+
+def _changes(model: type[models.Model], before: dict, after: dict) -> dict[str, list]:
+    """``{field: [before, after]}`` for the fields that differ; empty and unset count as the same."""
+    return {
+        name: [_shown(model, name, before.get(name)), _shown(model, name, after.get(name))]
+        for name in after.keys() | before.keys()
+        if before.get(name) != after.get(name) and not {before.get(name), after.get(name)} <= {None, ""}
+    }
+
+
 class TenantScopedAdmin(admin.ModelAdmin):
+    """Scoped to the viewer's tenant, permitted by role, and audited.
+
+    Every add, change, deletion and admin action is handed to the audit recorder named by the
+    ``AUDIT_RECORDER`` setting, so no admin class has to remember to record. A dotted path rather than an
+    import because the recorder lives in ``accounts``, which depends on ``core``, not the other way round; a
+    setting needs no start-up wiring (a registry filled in an ``AppConfig.ready``) and tests can swap it.
+    Django's ``LogEntry`` is still written: the admin's history page reads it, and it costs one row.
+    """
+
     #: Only platform operators see this model at all.
     operator_only: bool = False
     #: What staff with an editing role (owner, admin) may do; viewers and developers only read.
@@ -128,6 +179,81 @@ class TenantScopedAdmin(admin.ModelAdmin):
             field = self._related_field(entry) if isinstance(entry, str) else None
             scoped.append((entry, ScopedRelatedFieldListFilter) if field is not None else entry)
         return scoped
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._audit_loaded_values = _stored_values(obj)  # compared in log_change after the form saved
+        return obj
+
+    def log_addition(self, request, obj, message):
+        entry = super().log_addition(request, obj, message)
+        self._audit(request, obj, "add", _changes(type(obj), {}, _stored_values(obj)), entry.get_change_message())
+        return entry
+
+    def log_change(self, request, obj, message):
+        entry = super().log_change(request, obj, message)
+        text = entry.get_change_message()
+        if hasattr(request, "_audit_messages"):  # inside an admin action: it records the object itself
+            request._audit_messages[obj.pk] = text
+            return entry
+        before = getattr(obj, "_audit_loaded_values", None)
+        changes = _changes(type(obj), before, _stored_values(obj)) if before is not None else {}
+        self._audit(request, obj, "change", changes, text)
+        return entry
+
+    def log_deletions(self, request, queryset):
+        entries = super().log_deletions(request, queryset)
+        for obj in queryset:
+            self._audit(request, obj, "delete", _changes(type(obj), _stored_values(obj), {}), "")
+        return entries
+
+    def get_actions(self, request):
+        return {
+            name: (func if name == "delete_selected" else self._audited(func, name, description), name, description)
+            for name, (func, _, description) in super().get_actions(request).items()
+        }
+
+    def _audited(self, func, name: str, description: str):
+        """The action, recording each selected object it changed under the action's name.
+
+        An action that finished (returned no page) is recorded for every selected object, changed or not;
+        one that rendered a page (a confirmation, a download, a secret shown once) only for the objects it
+        changed or logged, so showing a confirmation page records nothing. Deletions (``delete_selected``)
+        are recorded by ``log_deletions``.
+        """
+
+        @functools.wraps(func)
+        def run(modeladmin, request, queryset):
+            selected = {obj.pk: (obj, _stored_values(obj)) for obj in queryset.all()}
+            request._audit_messages = {}
+            try:
+                response = func(modeladmin, request, queryset)
+            finally:
+                logged = request.__dict__.pop("_audit_messages")
+            now = {obj.pk: obj for obj in self.get_queryset(request).filter(pk__in=selected)}
+            for pk, (obj, before) in selected.items():
+                current = now.get(pk)
+                changes = _changes(type(obj), before, _stored_values(current)) if current is not None else {}
+                if response is None or changes or pk in logged:
+                    self._audit(request, current or obj, name, changes, logged.get(pk) or str(description))
+            return response
+
+        return run
+
+    def _audit(self, request, obj, action: str, changes: dict, message: str) -> None:
+        recorder = getattr(settings, "AUDIT_RECORDER", None)
+        if not recorder:
+            return
+        import_string(recorder)(
+            actor=request.user,
+            principal=request_principal(request),
+            target=obj,
+            action=action,
+            changes=changes,
+            message=message,
+            ip_address=request.META.get("REMOTE_ADDR") or None,
+        )
 
     def _related_field(self, name: str):
         try:
