@@ -67,7 +67,7 @@ def order_timeline(*, principal: Principal, order: Order) -> list[TimelineEntry]
     entries = [
         _created(order),
         *_events(principal=principal, order=order),
-        *_notifications(principal=principal, subjects=subjects),
+        *_notifications(principal=principal, order=order, subjects=subjects),
         *_webhooks(principal=principal, order=order),
         *wallet_exchange_entries(principal=principal, subjects=subjects),
         *_staff_actions(order),
@@ -157,12 +157,16 @@ def _subject(event: PaymentEvent) -> str:
     return "Order"
 
 
-def _notifications(*, principal: Principal, subjects: list[str]) -> list[TimelineEntry]:
+def _notifications(*, principal: Principal, order: Order, subjects: list[str]) -> list[TimelineEntry]:
+    """The inbox's notifications about the order's request ids; none can predate the order, which bounds
+    the scan of the merchant's inbox (newest first) to what came since."""
     if not subjects:
         return []
     # The inbox app sits above payments; looked up by name so that payments never imports it.
     inbound_notification = apps.get_model("callbacks", "InboundNotification")
-    notifications = inbound_notification.objects.visible_to(principal).filter(subject__in=subjects)
+    notifications = inbound_notification.objects.visible_to(principal).filter(
+        subject__in=subjects, received_at__gte=order.created_at
+    )
     return [
         TimelineEntry(
             at=notification.received_at,
