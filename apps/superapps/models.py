@@ -4,8 +4,11 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
+from apps.core.ids import public_id_field
 from apps.core.models import TimeStampedModel
+from apps.core.tenancy import TenantFields, TenantOwnedModel
 
 from .client.messages import ApiVersion
 
@@ -88,3 +91,51 @@ class SuperApp(TimeStampedModel):
 @functools.lru_cache(maxsize=1024)
 def _callback_path(name: str, callback_token: str) -> str:
     return reverse(name, args=[callback_token])
+
+
+class WalletExchange(TenantOwnedModel):
+    """One call the platform made to a super app, as evidence: what was sent and answered (secrets and personal
+    data scrubbed), whether the answer's signature verified, and how the call ended. Written once, never changed.
+
+    Owned by the credential that signed the call: the merchant's, or none for its ISV's shared credential.
+    """
+
+    tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id")
+
+    public_id = public_id_field("wx")
+    # Foreign keys by name: the merchants app builds on this one, never the other way round.
+    isv = models.ForeignKey("merchants.Isv", on_delete=models.CASCADE, related_name="+")
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    super_app = models.ForeignKey(SuperApp, on_delete=models.CASCADE, related_name="+")
+    # Kept when a credential is replaced: the evidence outlives the key that signed it.
+    credential = models.ForeignKey(
+        "merchants.WalletCredential", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    operation = models.CharField(max_length=64, help_text="e.g. payments/pay, alipay.trade.query")
+    subject = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The request id the call is about: paymentRequestId, refundRequestId, captureRequestId, "
+        "out_trade_no, out_request_no…",
+    )
+    request_body = models.JSONField(help_text="As sent, scrubbed (the classic gateway's biz_content).")
+    response_body = models.JSONField(null=True, blank=True, help_text="As received, scrubbed; text if not JSON.")
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty: no answer came.")
+    result_status = models.CharField(max_length=1, blank=True, help_text="S, A, F or U.")
+    result_code = models.CharField(max_length=64, blank=True)
+    signature_verified = models.BooleanField(null=True, help_text="Empty: no answer came.")
+    error = models.CharField(max_length=500, blank=True, help_text="Why the outcome is unknown (timeout, …).")
+    duration_ms = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["subject"], name="wallet_exchange_subject"),
+            models.Index(fields=["merchant", "-created_at"], name="wallet_exchange_merchant_time"),
+            models.Index(fields=["created_at"], name="wallet_exchange_created_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.subject}".strip()

@@ -22,9 +22,9 @@ import httpx
 
 from apps.core.money import Money, currency_exponent
 
-from . import keys, transport
+from . import evidence, keys, transport
 from .errors import ResponseSignatureError, WalletBusinessFailure, WalletUnknownOutcome
-from .messages import MessageError
+from .messages import MessageError, ResultStatus
 from .orderstr import build_order_str, verify_rsa2
 
 if TYPE_CHECKING:
@@ -86,26 +86,34 @@ class ClassicGateway:
             raise ValueError("this super app has no classic gateway URL")
         form = build_order_str(self._private_key(), self._params(method, biz))
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-        response = transport.post(
-            self._http, method, self.config.classic_gateway_url, content=form.encode(), headers=headers
-        )
-        answer = self._verified_answer(method, response)
-        code, sub_code = str(answer.get("code", "")), str(answer.get("sub_code", ""))
-        logger.info("wallet %s → %s %s", method, code, sub_code)
-        if code == SUCCESS:
-            try:
-                return parse(answer)
-            except MessageError as error:
-                raise WalletUnknownOutcome(f"{method}: malformed answer ({error})") from None
-        # ACQ.SYSTEM_ERROR ("call again with the same parameters") also comes as a 40004.
-        if code.startswith("4") and not sub_code.endswith("SYSTEM_ERROR"):
-            raise WalletBusinessFailure(sub_code or code, str(answer.get("sub_msg") or answer.get("msg", "")))
-        raise WalletUnknownOutcome(f"{method}: {code} {sub_code}".strip(), result_code=sub_code or code)
+        with evidence.recorded(self.config, method, biz) as exchange:
+            response = transport.post(
+                self._http, exchange, self.config.classic_gateway_url, content=form.encode(), headers=headers
+            )
+            answer, exchange.signature_verified = self._verified_answer(method, response)
+            code, sub_code = str(answer.get("code", "")), str(answer.get("sub_code", ""))
+            # ACQ.SYSTEM_ERROR ("call again with the same parameters") also comes as a 40004.
+            refused = code.startswith("4") and not sub_code.endswith("SYSTEM_ERROR")
+            # Kept as the OpenAPI's S/F/U, so one filter reads both protocols.
+            status = (
+                ResultStatus.SUCCESS if code == SUCCESS else ResultStatus.FAILED if refused else ResultStatus.UNKNOWN
+            )
+            exchange.result_status = status.value
+            exchange.result_code = sub_code or code
+            logger.info("wallet %s → %s %s", method, code, sub_code)
+            if code == SUCCESS:
+                try:
+                    return parse(answer)
+                except MessageError as error:
+                    raise WalletUnknownOutcome(f"{method}: malformed answer ({error})") from None
+            if refused:
+                raise WalletBusinessFailure(sub_code or code, str(answer.get("sub_msg") or answer.get("msg", "")))
+            raise WalletUnknownOutcome(f"{method}: {code} {sub_code}".strip(), result_code=sub_code or code)
 
-    def _verified_answer(self, method: str, response: httpx.Response) -> dict:
+    def _verified_answer(self, method: str, response: httpx.Response) -> tuple[dict, bool]:
         """The ``…_response`` object (``error_response`` for a call the gateway could not route), its
-        signature checked over its text exactly as received. Unsigned failures are accepted, as the OpenAPI
-        client accepts them; an unsigned success is not."""
+        signature checked over its text exactly as received, and whether it was signed. Unsigned failures are
+        accepted, as the OpenAPI client accepts them; an unsigned success is not."""
         try:
             text = response.content.decode("utf-8")
             members = _members(text)
@@ -118,11 +126,11 @@ class ClassicGateway:
         except (ValueError, RecursionError) as error:  # MessageError and UnicodeDecodeError are ValueErrors
             raise WalletUnknownOutcome(f"{method}: unreadable answer ({error})") from None
         if signature is None and answer.get("code") != SUCCESS:
-            return answer
+            return answer, False
         public_key = keys.load_public_key(self.config.wallet_public_key_pem)
         if not isinstance(signature, str) or not verify_rsa2(public_key, raw.encode("utf-8"), signature):
             raise ResponseSignatureError(f"{method}: the answer's signature does not verify")
-        return answer
+        return answer, True
 
     def _params(self, method: str, biz: dict, **extra: str) -> dict[str, str]:
         return {

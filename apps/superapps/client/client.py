@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, utils
 
 from apps.core.money import Money
 
-from . import keys, signing, transport
+from . import evidence, keys, signing, transport
 from .classic import ClassicGateway, checked_pay_timeout, classic_amount, classic_time, trans_currency
 from .errors import ResponseSignatureError, WalletBusinessFailure, WalletUnknownOutcome
 from .messages import (
@@ -387,34 +387,37 @@ class WalletClient:
             ),
         }
         url = urllib.parse.urlsplit(self.config.base_url)._replace(path=path).geturl()
-        response = transport.post(self._http, operation, url, content=raw_body, headers=headers)
-        try:
-            answer = json.loads(response.content)
-            if not isinstance(answer, dict):
-                raise MessageError("the answer is not a JSON object")
-            result = Result.parse(answer)
-        except (ValueError, RecursionError, MessageError) as error:
-            raise WalletUnknownOutcome(f"{operation}: unreadable answer ({error})") from None
+        with evidence.recorded(self.config, operation, body) as exchange:
+            response = transport.post(self._http, exchange, url, content=raw_body, headers=headers)
+            answer = exchange.answer  # parsed once, as received
+            try:
+                if not isinstance(answer, dict):
+                    raise MessageError("the answer is not a JSON object")
+                result = Result.parse(answer)
+            except MessageError as error:
+                raise WalletUnknownOutcome(f"{operation}: unreadable answer ({error})") from None
+            exchange.result_status, exchange.result_code = result.status.value, result.code
+            exchange.signature_verified = self._verify_response(operation, path, response, result)
+            logger.info("wallet %s → %s %s", operation, result.status.value, result.code)
+            if result.status is ResultStatus.FAILED and result.code not in STILL_PROCESSING_CODES:
+                raise WalletBusinessFailure(result.code, result.message)
+            if result.status in (ResultStatus.FAILED, ResultStatus.UNKNOWN):
+                raise WalletUnknownOutcome(f"{operation}: {result.code}", result_code=result.code)
+            try:
+                return parse(answer)
+            except MessageError as error:
+                raise WalletUnknownOutcome(f"{operation}: malformed answer ({error})") from None
 
-        self._verify_response(operation, path, response, result)
-        logger.info("wallet %s → %s %s", operation, result.status.value, result.code)
-        if result.status is ResultStatus.FAILED and result.code not in STILL_PROCESSING_CODES:
-            raise WalletBusinessFailure(result.code, result.message)
-        if result.status in (ResultStatus.FAILED, ResultStatus.UNKNOWN):
-            raise WalletUnknownOutcome(f"{operation}: {result.code}", result_code=result.code)
-        try:
-            return parse(answer)
-        except MessageError as error:
-            raise WalletUnknownOutcome(f"{operation}: malformed answer ({error})") from None
-
-    def _verify_response(self, operation: str, path: str, response: httpx.Response, result: Result) -> None:
+    def _verify_response(self, operation: str, path: str, response: httpx.Response, result: Result) -> bool:
+        """Whether the answer's signature verified; ``False`` for an unsigned error answer, which is accepted.
+        Raises ``ResponseSignatureError`` for any other answer that does not verify."""
         signature = response.headers.get("signature")
         response_time = response.headers.get("response-time")
         answering_client = response.headers.get("client-id", self.config.client_id)
         if answering_client != self.config.client_id:
             raise ResponseSignatureError(f"{operation}: the answer is addressed to another client")
         if signature is None and response_time is None and result.status in (ResultStatus.FAILED, ResultStatus.UNKNOWN):
-            return  # error answers may come unsigned (as the official SDK also accepts)
+            return False  # error answers may come unsigned (as the official SDK also accepts)
         verified = (
             signature is not None
             and response_time is not None
@@ -429,6 +432,7 @@ class WalletClient:
         )
         if not verified:
             raise ResponseSignatureError(f"{operation}: the answer's signature does not verify")
+        return True
 
 
 def _verify_prehashed(public_key, digest: bytes, signature_header: str) -> bool:
