@@ -176,6 +176,7 @@ CELERY_BEAT_SCHEDULE = {
     "callbacks-redrive": {"task": "callbacks.redrive", "schedule": 10.0, "options": {"expires": 60}},
     "usersessions-purge-expired": {"task": "usersessions.purge_expired", "schedule": 3600.0},
     "core-purge-idempotency-records": {"task": "core.purge_idempotency_records", "schedule": 3600.0},
+    "superapps-purge-wallet-exchanges": {"task": "superapps.purge_wallet_exchanges", "schedule": 3600.0},
     "webhooks-deliver-due": {"task": "webhooks.deliver_due", "schedule": 10.0, "options": {"expires": 30}},
     "reconciliation-reconcile-yesterday": {
         "task": "reconciliation.reconcile_yesterday",
@@ -339,6 +340,8 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 USER_SESSION_TTL_SECONDS = env.int("USER_SESSION_TTL_SECONDS", default=30 * 60)
 # How long before a pre-authorization expires its merchant is warned (an event, a log line, a badge in admin).
 PREAUTHORIZATION_EXPIRY_WARNING_SECONDS = env.int("PREAUTHORIZATION_EXPIRY_WARNING_SECONDS", default=24 * 3600)
+# How long the evidence of each wallet call (request, answer, signature check) is kept for support.
+WALLET_EXCHANGE_RETENTION_DAYS = env.int("WALLET_EXCHANGE_RETENTION_DAYS", default=90)
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 # Where super apps reach this platform (notification URLs are built on it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")
