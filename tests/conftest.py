@@ -21,6 +21,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from apps.accounts.selectors import principal_for_user
+from apps.accounts.services import audit_record
 from apps.callbacks.models import InboundNotification, NotificationKind, NotificationStatus
 from apps.core.money import Money
 from apps.core.tenancy import Role
@@ -51,7 +53,7 @@ from apps.reconciliation.models import (
 )
 from apps.superapps.client import keys, messages
 from apps.superapps.client.client import close_pools
-from apps.superapps.models import SuperApp, TradePayMode
+from apps.superapps.models import SuperApp, TradePayMode, WalletExchange
 from apps.usersessions.services import session_open
 from apps.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEvent
 from tests.factories import IsvFactory, MembershipFactory, MerchantFactory, UserFactory, issue_key
@@ -242,6 +244,39 @@ def _order(mini_program, label: str, wallet_user_id: int) -> None:
         from_status="initiated",
         to_status="pending",
         source="test",
+    )
+
+
+def _wallet_exchange(mini_program, label: str) -> None:
+    """The evidence of a wallet call about the merchant's canary payment, as the client records it."""
+    WalletExchange.objects.unscoped().create(
+        isv_id=mini_program.isv_id,
+        merchant_id=mini_program.merchant_id,
+        super_app=mini_program.super_app,
+        credential=WalletCredential.objects.unscoped().get(
+            merchant_id=mini_program.merchant_id, super_app=mini_program.super_app
+        ),
+        operation="payments/pay",
+        subject=f"canary-pr-{label}",
+        request_body={"paymentRequestId": f"canary-pr-{label}"},
+        response_body={"result": {"resultCode": f"canary-result-{label}", "resultStatus": "S"}},
+        http_status=200,
+        result_status="S",
+        result_code=f"canary-result-{label}",
+        signature_verified=True,
+        duration_ms=12,
+    )
+
+
+def _audit_entry(staff, merchant, label: str) -> None:
+    """A staff change to the merchant in the audit log, with canary strings before and after."""
+    audit_record(
+        actor=staff,
+        principal=principal_for_user(staff),
+        target=merchant,
+        action="change",
+        changes={"name": [f"canary-old-name-{label}", merchant.name]},
+        message=f"canary-audit-{label}",
     )
 
 
@@ -482,12 +517,15 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             _inbox_notification(mini_program, f"{label}{index}")
             _webhook_event(mini_program, f"{label}{index}")
             _reconciliation(mini_program, f"{label}{index}")
+            _wallet_exchange(mini_program, f"{label}{index}")
         merchant_staff = MembershipFactory(
             user=UserFactory(username=f"merchant-{label}{index}-owner"),
             isv=isv,
             merchant=merchant,
             role=Role.OWNER,
         ).user
+        if index == 2:
+            _audit_entry(merchant_staff, merchant, f"{label}{index}")
         merchants.append(
             MerchantTenant(
                 merchant=merchant,
