@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from apps.core.money import Money
 from apps.core.tenancy import Principal
+from apps.superapps.selectors import wallet_exchanges_about
 from apps.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 
 from .models import (
@@ -87,12 +88,34 @@ def order_refundable(*, principal: Principal, order: Order) -> Money:
 
 
 def wallet_exchange_entries(*, principal: Principal, subjects: list[str]) -> list[TimelineEntry]:
-    """The wallet calls about the order (operation, result code, signature verified or not).
+    """The calls to the wallet about the order's request ids: the operation, how it ended, and whether the
+    answer's signature verified (✓), did not (✗), or no answer came."""
+    if not subjects:
+        return []
+    return [
+        TimelineEntry(
+            at=exchange.created_at,
+            kind="wallet",
+            title=f"Wallet call {exchange.operation} about {exchange.subject}",
+            detail=_joined(
+                _wallet_result(exchange),
+                {True: "signature verified ✓", False: "signature NOT verified ✗"}.get(exchange.signature_verified, ""),
+                f"{exchange.duration_ms} ms",
+                exchange.error,
+            ),
+            warn=exchange.signature_verified is False
+            or exchange.http_status is None
+            or exchange.result_status in ("F", "U"),
+        )
+        for exchange in wallet_exchanges_about(principal=principal, subjects=subjects)
+    ]
 
-    The hook for the wallet-exchange log (``apps.superapps.selectors.wallet_exchanges_about``): until that
-    log exists there is nothing recorded to show.
-    """
-    return []
+
+def _wallet_result(exchange) -> str:
+    if exchange.http_status is None:
+        return "no answer"
+    result = " ".join(part for part in (exchange.result_status, exchange.result_code) if part)
+    return f"HTTP {exchange.http_status}" + (f", {result}" if result else "")
 
 
 def _request_ids(*, principal: Principal, order: Order) -> list[str]:

@@ -179,6 +179,9 @@ def test_the_timeline_of_an_order_paid_at_the_sandbox_shows_every_source_in_time
     recorded = next(i for i, (_, kind, text) in enumerate(entries) if "Webhook event order.paid recorded" in text)
     sent = next(i for i, (_, kind, text) in enumerate(entries) if "Webhook order.paid sent to" in text)
     assert kinds.index("event") < notification < paid < recorded < sent
+    pay = next(i for i, (_, kind, text) in enumerate(entries) if kind == "wallet" and "payments/pay" in text)
+    assert 0 < pay < notification
+    assert "signature verified ✓" in entries[pay][2]
     assert "Processed" in entries[notification][2]
     assert "a notification from the wallet" in entries[paid][2]
     assert "HTTP 200" in entries[sent][2]
