@@ -42,11 +42,12 @@ import redis
 from cryptography.hazmat.primitives import serialization
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the wallet's signing (the platform's own module) and the order-create helpers
+sys.path.insert(0, str(ROOT))  # the wallet's signing (the platform's own module) and the bench harness
 
 from apps.superapps.client import signing  # noqa: E402
+from bench import harness  # noqa: E402
+from bench.harness import cpu_seconds, free_port, percentile  # noqa: E402
 from bench.notify_setup import BASELINE_PATH, notification_body  # noqa: E402
-from bench.order_create import _cpu_seconds, _ensure_postgres, _free_port, _percentile  # noqa: E402
 
 RATE_THREADS = 32  # open-loop senders of the fixed-rate phase: on time unless 32 answers are outstanding
 STALL_SECONDS = 60  # give up waiting for the worker when nothing more was applied for this long
@@ -68,7 +69,7 @@ def main() -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="broker; its database is flushed")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs for a look")
     args = parser.parse_args()
-    if args.database in {"test", "postgres"} or args.database.startswith("test_"):
+    if harness.protected_database(args.database):
         parser.error(f"refusing to drop and recreate {args.database!r}")
     if (urllib.parse.urlsplit(args.redis).path.strip("/") or "0") in PROTECTED_REDIS_DBS:
         parser.error(f"refusing to flush {args.redis!r}: give the benchmark a Redis database of its own")
@@ -124,7 +125,7 @@ class Bench:
         self.var = Path(tempfile.mkdtemp(prefix="isv-bench-notify-"))
         self.processes: list[subprocess.Popen] = []
         self.database_created = False
-        self.port = _free_port()
+        self.port = free_port()
         self.dsn = f"{args.postgres.rstrip('/')}/{args.database}"
         self.env = {
             **os.environ,
@@ -148,8 +149,7 @@ class Bench:
         started = time.monotonic()
         self.flush_broker()
         self.create_database()
-        self.manage("migrate", "--no-input", "-v", "0")
-        self.manage("seed_demo", "--json")
+        harness.migrate_and_seed(self.env)
         Path(self.env["BENCH_WALLET_PUBLIC_KEY_FILE"]).write_text(self.manage("sandbox_public_key"))
         statements = json.loads(self.python("-m", "bench.notify_setup", "count"))
         key_file = self.var / "wallet-private.pem"
@@ -273,7 +273,7 @@ class Bench:
         requests = [self.request(target.path, order, number) for number, order in enumerate(orders)]
         mark = self.connection.execute(f"SELECT coalesce(max(id), 0) FROM {target.rows}").fetchone()[0]
         groups = [self.web.pid, self.worker.pid]
-        cpu_before = [_cpu_seconds(group) for group in groups]
+        cpu_before = [cpu_seconds(group) for group in groups]
         database_before = _postgres_cpu(self.args.database)
         sessions_before = self.sessions()
         client_before = time.process_time()
@@ -290,7 +290,7 @@ class Bench:
         ]
         last_ack = max((done for _, done in acked), default=start)
         applied, applied_until = self.wait_applied(target, orders, mark, len(acked), wait_for_worker)
-        cpu = [_cpu_seconds(group) - before for group, before in zip(groups, cpu_before, strict=True)]
+        cpu = [cpu_seconds(group) - before for group, before in zip(groups, cpu_before, strict=True)]
         cpu.append(_postgres_cpu_since(database_before, self.args.database))
         client_cpu = time.process_time() - client_before
         sessions = self.sessions() - sessions_before
@@ -310,14 +310,14 @@ class Bench:
             acked=len(acked),
             errors=errors,
             acks_per_second=len(acked) / (last_ack - start) if acked else 0.0,
-            p50_ms=_percentile(latencies, 0.50) * 1000,
-            p99_ms=_percentile(latencies, 0.99) * 1000,
+            p50_ms=percentile(latencies, 0.50) * 1000,
+            p99_ms=percentile(latencies, 0.99) * 1000,
             max_ms=(latencies[-1] if latencies else float("nan")) * 1000,
             applied=applied,
             end_to_end_per_second=applied / end_to_end if applied else 0.0,
             drain_seconds=max(0.0, applied_until - (wall_start + last_ack - start)) if applied_until else float("nan"),
-            lag_p50_ms=_percentile(lags, 0.50) * 1000,
-            lag_p99_ms=_percentile(lags, 0.99) * 1000,
+            lag_p50_ms=percentile(lags, 0.50) * 1000,
+            lag_p99_ms=percentile(lags, 0.99) * 1000,
             web_cpu_ms=cpu[0] * per,
             worker_cpu_ms=cpu[1] * per,
             db_cpu_ms=cpu[2] * per,
@@ -390,10 +390,8 @@ class Bench:
     # -- setup and teardown ----------------------------------------------------------------------
 
     def create_database(self) -> None:
-        _ensure_postgres(self.args.postgres)
-        with psycopg.connect(f"{self.args.postgres.rstrip('/')}/postgres", autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
-            connection.execute(f'CREATE DATABASE "{self.args.database}"')
+        harness.ensure_postgres(self.args.postgres)
+        harness.recreate_database(self.args.postgres, self.args.database)
         self.database_created = True
 
     def flush_broker(self) -> None:
@@ -401,13 +399,10 @@ class Bench:
             broker.flushdb()
 
     def manage(self, *command: str) -> str:
-        return self.python("manage.py", *command)
+        return harness.manage(self.env, *command)
 
     def python(self, *command: str) -> str:
-        done = subprocess.run([sys.executable, *command], cwd=ROOT, env=self.env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(command[:3])} failed:\n{done.stdout}{done.stderr}")
-        return done.stdout
+        return harness.python(self.env, *command).stdout
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         """A process in a session of its own, so closing stops it and its children and nothing else."""
@@ -479,8 +474,7 @@ class Bench:
             print(f"kept: database {self.args.database}, logs in {self.var}", file=sys.stderr)
             return
         if self.database_created:
-            with psycopg.connect(f"{self.args.postgres.rstrip('/')}/postgres", autocommit=True) as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
+            harness.drop_database(self.args.postgres, self.args.database)
         shutil.rmtree(self.var, ignore_errors=True)
 
 

@@ -22,7 +22,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,11 +30,14 @@ import threading
 import time
 from pathlib import Path
 
-import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+from bench.harness import ROOT, cpu_seconds, free_port, percentile
+
 MINI_PROGRAM = "demo-coffee-app"  # seed_demo's published paymentUrl mini program of Demo Coffee
 ORDER = {"mini_program": MINI_PROGRAM, "amount": 1250, "currency": "USD", "description": "Flat white x 2"}
 PLATFORM_PATH = "/api/v1/orders"
@@ -61,7 +63,7 @@ def main() -> int:
     parser.add_argument("--database", default="isv_bench", help="throwaway database, dropped and recreated")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs for a look")
     args = parser.parse_args()
-    if args.database in {"test", "postgres"} or args.database.startswith("test_"):
+    if harness.protected_database(args.database):
         parser.error(f"refusing to drop and recreate {args.database!r}")
 
     bench = Bench(args)
@@ -100,7 +102,7 @@ class Bench:
         self.var = Path(tempfile.mkdtemp(prefix="isv-bench-"))
         self.servers: list[subprocess.Popen] = []
         self.database_created = False
-        self.platform_port, self.sandbox_port = _free_port(), _free_port()
+        self.platform_port, self.sandbox_port = free_port(), free_port()
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "bench.settings",
@@ -175,16 +177,13 @@ class Bench:
     # -- setup and teardown ----------------------------------------------------------------------
 
     def create_database(self) -> None:
-        _ensure_postgres(self.args.postgres)
-        with psycopg.connect(f"{self.args.postgres.rstrip('/')}/postgres", autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
-            connection.execute(f'CREATE DATABASE "{self.args.database}"')
+        harness.ensure_postgres(self.args.postgres)
+        harness.recreate_database(self.args.postgres, self.args.database)
         self.database_created = True
 
     def set_up(self) -> str:
         """Migrate, seed the demo tenants, register the baseline at the sandbox; the Demo Coffee API key."""
-        self.manage("migrate", "--no-input", "-v", "0")
-        demo = json.loads(self.manage("seed_demo", "--json"))
+        demo = harness.migrate_and_seed(self.env)
         merchant_key = next(m["api_key"] for m in demo["merchants"] if m["mini_programs"][0]["app_id"] == MINI_PROGRAM)
         self.manage("shell", "-c", POINT_AT_SANDBOX)
         Path(self.env["BENCH_WALLET_PUBLIC_KEY_FILE"]).write_text(self.manage("sandbox_public_key"))
@@ -201,13 +200,10 @@ class Bench:
         return merchant_key
 
     def manage(self, *command: str) -> str:
-        return self.python("manage.py", *command)
+        return harness.manage(self.env, *command)
 
     def python(self, *command: str) -> str:
-        done = subprocess.run([sys.executable, *command], cwd=ROOT, env=self.env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(command[:2])} failed:\n{done.stdout}{done.stderr}")
-        return done.stdout
+        return harness.python(self.env, *command).stdout
 
     def serve(self, name: str, port: int, workers: int, threads: int) -> subprocess.Popen:
         """gunicorn in a session of its own, so closing stops its master and workers and nothing else."""
@@ -253,8 +249,7 @@ class Bench:
             print(f"kept: database {self.args.database}, logs in {self.var}", file=sys.stderr)
             return
         if self.database_created:
-            with psycopg.connect(f"{self.args.postgres.rstrip('/')}/postgres", autocommit=True) as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
+            harness.drop_database(self.args.postgres, self.args.database)
         shutil.rmtree(self.var, ignore_errors=True)
 
 
@@ -303,9 +298,9 @@ def drive(target: str, port: int, path: str, headers: dict, args: argparse.Names
     for thread in threads:
         thread.start()
     time.sleep(max(0.0, window_start - time.perf_counter()))
-    cpu_before = [_cpu_seconds(group) for group in servers]
+    cpu_before = [cpu_seconds(group) for group in servers]
     time.sleep(max(0.0, window_end - time.perf_counter()))
-    cpu = [after - before for after, before in zip([_cpu_seconds(group) for group in servers], cpu_before, strict=True)]
+    cpu = [after - before for after, before in zip([cpu_seconds(group) for group in servers], cpu_before, strict=True)]
     for thread in threads:
         thread.join()
     latencies.sort()
@@ -315,8 +310,8 @@ def drive(target: str, port: int, path: str, headers: dict, args: argparse.Names
         requests=len(latencies) + len(errors),
         errors=len(errors),
         per_second=len(latencies) / seconds,
-        p50_ms=_percentile(latencies, 0.50) * 1000,
-        p99_ms=_percentile(latencies, 0.99) * 1000,
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
         web_cpu_ms=cpu[0] * 1000 / answered,
         wallet_cpu_ms=cpu[1] * 1000 / answered,
         error_samples=errors[:3],
@@ -331,13 +326,6 @@ def _post(port: int, path: str, headers: dict) -> tuple[int, str]:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-
-def _percentile(ordered: list[float], fraction: float) -> float:
-    """Nearest rank: the smallest value with at least ``fraction`` of the values at or below it."""
-    if not ordered:
-        return math.nan
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def _median(target: str, measured: list[Figures]) -> Figures:
@@ -370,43 +358,8 @@ def _print_row(label: str, figures: Figures) -> None:
     )
 
 
-def _cpu_seconds(group: int) -> float:
-    """User + system CPU of every live process in a process group (a gunicorn master and its workers)."""
-    total = 0
-    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK") if os.path.isdir("/proc") else math.nan
-
-
 def _workers(workers: int, threads: int) -> str:
     return f"gthread {workers}x{threads}" if threads > 1 else f"sync x{workers}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _ensure_postgres(server: str) -> None:
-    """Start the local cluster if it is down (Debian's pg_ctlcluster), as the README's setup does."""
-    try:
-        psycopg.connect(f"{server.rstrip('/')}/postgres", connect_timeout=3).close()
-        return
-    except psycopg.OperationalError:
-        versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-        if not versions or not shutil.which("pg_ctlcluster"):
-            raise
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"], check=False)
-    psycopg.connect(f"{server.rstrip('/')}/postgres", connect_timeout=10).close()
 
 
 if __name__ == "__main__":

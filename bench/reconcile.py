@@ -21,22 +21,17 @@ of the file's size.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psycopg
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.order_create import _ensure_postgres  # noqa: E402
+from bench import harness
 
 
 def main() -> int:
@@ -46,10 +41,10 @@ def main() -> int:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432", help="server, no database")
     parser.add_argument("--database", default="isv_bench_recon", help="throwaway database, dropped and recreated")
     args = parser.parse_args()
-    if args.database in {"test", "postgres"} or args.database.startswith("test_"):
+    if harness.protected_database(args.database):
         parser.error(f"refusing to drop and recreate {args.database!r}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
-    _ensure_postgres(args.postgres)
+    harness.ensure_postgres(args.postgres)
     scratch = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
     dsn = f"{args.postgres.rstrip('/')}/{args.database}"
     env = {
@@ -69,7 +64,7 @@ def main() -> int:
         for lines in (args.lines // 4, args.lines):
             results.append(_size(args, lines, env, dsn, scratch))
     finally:
-        _drop(args)
+        harness.drop_database(args.postgres, args.database)
         shutil.rmtree(scratch, ignore_errors=True)
 
     print()
@@ -96,19 +91,19 @@ def main() -> int:
 
 def _size(args, lines: int, env: dict, dsn: str, scratch: Path) -> dict:
     started = time.monotonic()
-    _create(args)
-    _python(env, "manage.py", "migrate", "--no-input")
-    _python(env, "manage.py", "seed_demo")
+    harness.recreate_database(args.postgres, args.database)
+    harness.migrate_and_seed(env)
     path = scratch / f"settlement-{lines}.csv"
-    made, _ = _python(env, "-m", "bench.reconcile_setup", "ledger", str(lines), str(args.each), str(path))
+    made = harness.python(env, "-m", "bench.reconcile_setup", "ledger", str(lines), str(args.each), str(path)).answer()
     setup = time.monotonic() - started
     print(
         f"{lines:,} lines: ledger {made['ledger_seconds']:.1f} s, file {made['file_seconds']:.1f} s"
         f" ({made['file_bytes'] / 2**20:.0f} MiB), setup {setup:.0f} s",
         flush=True,
     )
-    floor, floor_kb = _python(env, "-m", "bench.reconcile_setup", "floor", dsn, str(path), made["payment_table"])
-    done, run_kb = _python(env, "-m", "bench.reconcile_setup", "run", str(path), str(args.each))
+    floor_child = harness.python(env, "-m", "bench.reconcile_setup", "floor", dsn, str(path), made["payment_table"])
+    run_child = harness.python(env, "-m", "bench.reconcile_setup", "run", str(path), str(args.each))
+    floor, done = floor_child.answer(), run_child.answer()
     for problem in done["problems"]:
         print(f"  FAIL: {problem}", file=sys.stderr)
     counts = {key: value for key, value in done["counts"].items() if value and key not in {"lines", "matched"}}
@@ -127,38 +122,12 @@ def _size(args, lines: int, env: dict, dsn: str, scratch: Path) -> dict:
         "lines": lines,
         "setup_seconds": setup,
         "run_seconds": done["seconds"],
-        "run_mib": run_kb / 1024,
+        "run_mib": run_child.peak_kib / 1024,
         "floor_seconds": floor["seconds"],
-        "floor_mib": floor_kb / 1024,
+        "floor_mib": floor_child.peak_kib / 1024,
         "ratio": done["seconds"] / floor["seconds"],
         "problems": done["problems"],
     }
-
-
-def _python(env: dict, *command: str) -> tuple[dict | None, int]:
-    """Run a child; (its JSON answer or None, its peak RSS in KiB from ``wait4``)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text = out.read().decode()
-        if child.returncode != 0:
-            raise SystemExit(f"{' '.join(command[:3])} failed:\n{text[-3000:]}{err.read().decode()[-3000:]}")
-    answer = text.strip().splitlines()[-1] if command[0] == "-m" else None
-    return (json.loads(answer) if answer else None), usage.ru_maxrss
-
-
-def _create(args) -> None:
-    with psycopg.connect(f"{args.postgres.rstrip('/')}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{args.database}"')
-
-
-def _drop(args) -> None:
-    with psycopg.connect(f"{args.postgres.rstrip('/')}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ import os
 import sys
 import time
 
+from bench.harness import clone
+
 DAY = dt.date(2026, 11, 21)
 MINI_PROGRAM = "demo-coffee-app"
 FEE = "(({a}) * 150 + 5000) / 10000"  # 1.5 %, rounded, in minor units, as the sandbox charges
@@ -144,10 +146,9 @@ def ledger(lines: int, each: int, path: str) -> dict:
         for prefix, count, order_status, payment_status, paid_at in blocks:
             rid = f"'{prefix}-' || lpad(g::text, {WIDTH}, '0')"
             succeeded = payment_status == PaymentStatus.SUCCEEDED
-            _clone(
+            clone(
                 cursor,
                 Order,
-                tables[Order],
                 order.pk,
                 f"generate_series(1, {count}) AS g",
                 {
@@ -160,10 +161,9 @@ def ledger(lines: int, each: int, path: str) -> dict:
                     "paid_at": f"'{paid_at.isoformat()}'::timestamptz" if paid_at else "NULL",
                 },
             )
-            _clone(
+            clone(
                 cursor,
                 Payment,
-                tables[Payment],
                 payment.pk,
                 f"{tables[Order]} AS o CROSS JOIN LATERAL (SELECT substring(o.reference FROM '[0-9]+$')::int) AS n(g)",
                 {
@@ -176,10 +176,9 @@ def ledger(lines: int, each: int, path: str) -> dict:
                 },
                 where=f"o.reference LIKE '{prefix}-%'",
             )
-        _clone(
+        clone(
             cursor,
             Refund,
-            tables[Refund],
             refund.pk,
             f"{tables[Payment]} AS p CROSS JOIN LATERAL (SELECT substring(p.payment_request_id FROM '[0-9]+$')::int)"
             " AS n(g)",
@@ -209,20 +208,6 @@ def ledger(lines: int, each: int, path: str) -> dict:
         "payment_table": Payment._meta.db_table,
         **counts,
     }
-
-
-def _clone(cursor, model, table: str, template: int, source: str, overrides: dict, where: str = "TRUE") -> None:
-    """``INSERT … SELECT``: the template row's columns, but those in ``overrides`` (SQL over ``source``)."""
-    columns = [field.column for field in model._meta.concrete_fields if not field.primary_key]
-    unknown = set(overrides) - set(columns)
-    if unknown:
-        raise SystemExit(f"no columns {unknown} in {table}")
-    select = ", ".join(overrides.get(column, f't."{column}"') for column in columns)
-    names = ", ".join(f'"{column}"' for column in columns)
-    cursor.execute(
-        f"INSERT INTO {table} ({names}) SELECT {select} FROM {source} CROSS JOIN {table} AS t"
-        f" WHERE t.id = {int(template)} AND {where}",
-    )
 
 
 def _write_file(connection, tables: dict, counts: dict, path: str) -> None:
