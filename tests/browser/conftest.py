@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.payments.conftest import shop, wallet  # noqa: F401 - a merchant at the sandbox, for pages with orders
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 
