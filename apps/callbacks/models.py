@@ -59,6 +59,7 @@ class InboundNotification(TenantOwnedModel):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="inbox_due_idx"),
             models.Index(fields=["merchant", "-received_at"], name="inbox_merchant_idx"),
+            models.Index(fields=["subject"], name="inbox_subject_idx"),  # an order's timeline, reconciliation
         ]
 
     def __str__(self) -> str:
