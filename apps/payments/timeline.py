@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Callable, Iterable
 
-from django.apps import apps
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Prefetch, Q, Sum
@@ -47,8 +47,16 @@ SOURCE_LABELS = {
 }
 #: Statuses that need a look: the entry is flagged.
 WARN_STATUSES = frozenset({"failed", "unknown", "processing", "anomaly", "rejected", "unverified", "parked"})
-#: Notification statuses that are good news (verified and applied, or a harmless repeat).
-GOOD_NOTIFICATIONS = frozenset({"received", "processed", "duplicate"})
+
+#: More sources of the apps above payments (the callbacks inbox), added from their ``AppConfig.ready``:
+#: each is called with ``principal``, ``order`` and ``subjects`` (the order's request ids).
+_SOURCES: list[Callable[..., Iterable[TimelineEntry]]] = []
+
+
+def timeline_source_add(source: Callable[..., Iterable[TimelineEntry]]) -> None:
+    """Let an app payments must not import add its rows to every order's timeline."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,7 +76,7 @@ def order_timeline(*, principal: Principal, order: Order) -> list[TimelineEntry]
     entries = [
         _created(order),
         *_events(principal=principal, order=order),
-        *_notifications(principal=principal, order=order, subjects=subjects),
+        *(entry for source in _SOURCES for entry in source(principal=principal, order=order, subjects=subjects)),
         *_webhooks(principal=principal, order=order),
         *wallet_exchange_entries(principal=principal, subjects=subjects),
         *_staff_actions(order),
@@ -97,7 +105,7 @@ def wallet_exchange_entries(*, principal: Principal, subjects: list[str]) -> lis
             at=exchange.created_at,
             kind="wallet",
             title=f"Wallet call {exchange.operation} about {exchange.subject}",
-            detail=_joined(
+            detail=joined(
                 _wallet_result(exchange),
                 {True: "signature verified ✓", False: "signature NOT verified ✗"}.get(exchange.signature_verified, ""),
                 f"{exchange.duration_ms} ms",
@@ -158,14 +166,14 @@ def _events(*, principal: Principal, order: Order) -> list[TimelineEntry]:
             at=event.created_at,
             kind="event",
             title=f"{_subject(event)}: {event.from_status} → {event.to_status}",
-            detail=_joined(f"by {SOURCE_LABELS.get(event.source, event.source)}", event.reason),
+            detail=joined(f"by {SOURCE_LABELS.get(event.source, event.source)}", event.reason),
             warn=event.to_status in WARN_STATUSES or event.source == "notification_anomaly",
         )
         for event in events
     ]
 
 
-def _joined(*parts: str) -> str:
+def joined(*parts: str) -> str:
     return "; ".join(part for part in parts if part)
 
 
@@ -178,29 +186,6 @@ def _subject(event: PaymentEvent) -> str:
     if event.pre_authorization_id and event.subject != "order":
         return f"Pre-authorization {event.pre_authorization.public_id}"
     return "Order"
-
-
-def _notifications(*, principal: Principal, order: Order, subjects: list[str]) -> list[TimelineEntry]:
-    """The inbox's notifications about the order's request ids; none can predate the order, which bounds
-    the scan of the merchant's inbox (newest first) to what came since."""
-    if not subjects:
-        return []
-    # The inbox app sits above payments; looked up by name so that payments never imports it.
-    inbound_notification = apps.get_model("callbacks", "InboundNotification")
-    notifications = inbound_notification.objects.visible_to(principal).filter(
-        subject__in=subjects, received_at__gte=order.created_at
-    )
-    return [
-        TimelineEntry(
-            at=notification.received_at,
-            kind="notification",
-            title=f"Notification received: {notification.get_kind_display()} about {notification.subject}",
-            detail=_joined(notification.get_status_display(), notification.outcome),
-            warn=notification.status not in GOOD_NOTIFICATIONS,
-            link=reverse("admin:callbacks_inboundnotification_change", args=[notification.pk]),
-        )
-        for notification in notifications.defer("body", "headers").order_by("received_at", "pk")
-    ]
 
 
 def _webhooks(*, principal: Principal, order: Order) -> list[TimelineEntry]:
