@@ -77,6 +77,7 @@ class AuditEntryAdmin(TenantScopedAdmin):
     """The audit log, read-only: operators see all of it, ISV admins what was done to their ISV and its
     merchants. Merchant staff and ISV viewers do not see it: it names who did what across the ISV."""
 
+    read_only = True
     ordering = ("-created_at",)
     list_display = ("created_at", "actor_repr", "actor_role", "action", "target_repr", "merchant")
     list_filter = ("action", "merchant", "created_at")
@@ -103,15 +104,6 @@ class AuditEntryAdmin(TenantScopedAdmin):
     def _may_view(self, request) -> bool:
         principal = request_principal(request)
         return principal.is_operator or (principal.is_staff and principal.merchant_id is None and principal.can_edit)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="Changes")
     def changes_table(self, entry: AuditEntry) -> str:

@@ -121,6 +121,8 @@ class TenantScopedAdmin(admin.ModelAdmin):
     staff_may: frozenset[str] = frozenset({"change"})
     #: Fields only operators may set; read-only for everyone else.
     operator_only_fields: tuple[str, ...] = ()
+    #: Evidence and logs: nobody adds, changes or deletes a row here, operators included.
+    read_only: bool = False
 
     def get_queryset(self, request):
         queryset = scoped_queryset(self.model, request_principal(request))
@@ -139,6 +141,8 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return issubclass(self.model, TenantOwnedModel) and self.model.tenant_fields.merchant is None
 
     def _may(self, request, action: str) -> bool:
+        if self.read_only:
+            return False
         principal = request_principal(request)
         if principal.is_operator:
             return True

@@ -18,6 +18,7 @@ class SuperAppAdmin(TenantScopedAdmin):
 class WalletExchangeAdmin(TenantScopedAdmin):
     """Every wallet call as evidence, for support: read by operators and the tenant's staff, never edited."""
 
+    read_only = True
     list_display = (
         "created_at",
         "operation",
@@ -52,12 +53,3 @@ class WalletExchangeAdmin(TenantScopedAdmin):
         "response_body",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
