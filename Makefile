@@ -7,7 +7,7 @@ export PORT
 # The sandbox wallet's notification retries and reviews, compressed for demos (1.0 = real wallet timing).
 run web worker beat: export SANDBOX_TIME_SCALE ?= 0.01
 
-.PHONY: run test screenshots lint format worker beat web migrate seed bench bench-notify bench-reconcile clean
+.PHONY: run test screenshots lint format worker beat web migrate seed bench bench-notify bench-reconcile bench-admin clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || { echo "Python 3.11+ is required; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -57,6 +57,7 @@ screenshots: install
 bench: install ; $(BIN)/python bench/order_create.py $(BENCH_ARGS)
 bench-notify: install ; $(BIN)/python bench/notify.py $(BENCH_ARGS)
 bench-reconcile: install ; $(BIN)/python bench/reconcile.py $(BENCH_ARGS)
+bench-admin: install ; $(BIN)/python bench/admin.py $(BENCH_ARGS)
 
 ## lint: ruff, formatting, and no missing migrations
 lint: install
