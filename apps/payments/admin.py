@@ -119,8 +119,10 @@ class OrderAdmin(TenantScopedAdmin):
     list_filter = ("status", "kind", ("created_at", admin.DateFieldListFilter), "mini_program")
     search_help_text = "Exact: our order id (ord_…), the merchant's reference, or the wallet's paymentId."
     list_select_related = ("mini_program", "wallet_user")
-    # The list index is (merchant, -public_id); public ids are time-ordered ULIDs.
-    ordering = ("-public_id",)
+    # Newest first by creation time, which every list index ends in (Order.Meta): a page filtered by status,
+    # kind or mini program, or by a date range (the date filter, the dashboard's links), reads its rows in
+    # index order and stops.
+    ordering = ("-created_at",)
     show_full_result_count = False
     paginator = CappedCountPaginator
     fields = (

@@ -83,14 +83,16 @@ class Order(TenantOwnedModel, TimeStampedModel):
                 name="order_refunds_within_paid",
             ),
         ]
-        # The admin's lists end in their ordering (newest public id first), so a filtered page reads its rows
-        # in index order and stops; the dashboard sums a tenant's paid orders per day.
+        # The API lists by public id; the admin's lists end in their ordering (newest first), so a page
+        # filtered by status, kind, mini program or dates reads its rows in index order and stops; the
+        # dashboard sums a tenant's paid orders per day.
         indexes = [
             models.Index(fields=["merchant", "-public_id"], name="order_merchant_list_idx"),
-            models.Index(fields=["merchant", "status", "-public_id"], name="order_merchant_status_list_idx"),
-            models.Index(fields=["merchant", "kind", "-public_id"], name="order_merchant_kind_list_idx"),
-            models.Index(fields=["mini_program", "-public_id"], name="order_mini_program_list_idx"),
-            models.Index(fields=["isv", "-public_id"], name="order_isv_list_idx"),
+            models.Index(fields=["merchant", "-created_at"], name="order_merchant_created_idx"),
+            models.Index(fields=["merchant", "status", "-created_at"], name="order_merchant_status_list_idx"),
+            models.Index(fields=["merchant", "kind", "-created_at"], name="order_merchant_kind_list_idx"),
+            models.Index(fields=["mini_program", "-created_at"], name="order_mini_program_list_idx"),
+            models.Index(fields=["isv", "-created_at"], name="order_isv_list_idx"),
             models.Index(fields=["merchant", "paid_at"], name="order_merchant_paid_idx"),
             models.Index(fields=["isv", "paid_at"], name="order_isv_paid_idx"),
             models.Index(fields=["status", "expires_at"], name="order_expiry_idx"),

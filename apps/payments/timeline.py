@@ -200,7 +200,7 @@ def _webhooks(*, principal: Principal, order: Order) -> list[TimelineEntry]:
     events = (
         WebhookEvent.objects.visible_to(principal)
         .filter(merchant_id=order.merchant_id, created_at__gte=order.created_at)
-        .filter(Q(data__id=order.public_id) | Q(data__order=order.public_id))
+        .filter(Q(data__id=order.public_id) | Q(data__order=order.public_id))  # indexed (WebhookEvent.Meta)
         .prefetch_related(Prefetch("deliveries", queryset=deliveries, to_attr="visible_deliveries"))
         .order_by("created_at", "pk")
     )

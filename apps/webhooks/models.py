@@ -7,6 +7,7 @@ through ``services``.
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.fields.json import KeyTransform
 
 from apps.core.ids import public_id_field
 from apps.core.tenancy import TenantFields, TenantOwnedModel
@@ -57,7 +58,13 @@ class WebhookEvent(TenantOwnedModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["merchant", "-created_at"], name="webhook_event_merchant_idx")]
+        indexes = [
+            models.Index(fields=["merchant", "-created_at"], name="webhook_event_merchant_idx"),
+            # An order's timeline finds its events by the order they name (``data.id`` or ``data.order``).
+            # (``data -> 'id'``, the expression ``data__id=…`` compares on PostgreSQL).
+            models.Index(KeyTransform("id", "data"), name="webhook_event_data_id_idx"),
+            models.Index(KeyTransform("order", "data"), name="webhook_event_data_order_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.public_id
