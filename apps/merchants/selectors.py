@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from apps.core.errors import ApplicationError, NotFoundError
 from apps.core.tenancy import Principal
-from apps.superapps.client.client import WalletClient, WalletConfig
+from apps.superapps.client.client import WalletClient, WalletConfig, WalletOwner
 from apps.superapps.client.messages import ApiVersion
 from apps.superapps.models import SuperApp
 
@@ -73,6 +73,12 @@ def wallet_client_for(*, credential: WalletCredential) -> WalletClient:
             site_name=super_app.site_name or None,
             classic_gateway_url=super_app.classic_gateway_url or None,
             classic_app_id=credential.classic_app_id or None,
+            owner=WalletOwner(
+                credential_id=credential.pk,
+                isv_id=credential.isv_id,
+                merchant_id=credential.merchant_id,
+                super_app_id=super_app.pk,
+            ),
         )
     )
 

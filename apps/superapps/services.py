@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -22,7 +21,8 @@ PURGE_BATCH_SIZE = 1000
 
 
 def wallet_exchange_record(*, config: WalletConfig, exchange: Exchange) -> WalletExchange | None:
-    """Store ``exchange`` for the credential that signed it; ``None`` when no stored credential did.
+    """Store ``exchange`` for the credential that signed it (``config.owner``); ``None`` for a config that is
+    no stored credential's.
 
     Written at once, on the caller's connection, in a savepoint. The platform calls wallets outside its
     transactions (no row lock is held across a network call), so in autocommit the row commits by itself and
@@ -31,22 +31,16 @@ def wallet_exchange_record(*, config: WalletConfig, exchange: Exchange) -> Walle
     made inside a caller's ``atomic()`` shares its fate, and the savepoint keeps a failed INSERT from breaking
     the caller's transaction.
     """
-    credential = (
-        apps.get_model("merchants", "WalletCredential")
-        .objects.unscoped()  # the signing credential, found by its own client id: no principal is acting
-        .filter(client_id=config.client_id, super_app__gateway_base_url=config.base_url)
-        .values("pk", "isv_id", "merchant_id", "super_app_id")
-        .first()
-    )
-    if credential is None:
-        logger.warning("wallet %s: no stored credential for client %s", exchange.operation, config.client_id)
+    owner = config.owner
+    if owner is None:
+        logger.debug("wallet %s: client %s is no stored credential; not kept", exchange.operation, config.client_id)
         return None
     with transaction.atomic():
         return WalletExchange.objects.create(
-            isv_id=credential["isv_id"],
-            merchant_id=credential["merchant_id"],
-            super_app_id=credential["super_app_id"],
-            credential_id=credential["pk"],
+            isv_id=owner.isv_id,
+            merchant_id=owner.merchant_id,
+            super_app_id=owner.super_app_id,
+            credential_id=owner.credential_id,
             operation=exchange.operation,
             subject=exchange.subject[:64],
             request_body=scrubbed(exchange.request),

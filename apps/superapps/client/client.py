@@ -57,6 +57,16 @@ T = TypeVar("T")
 STILL_PROCESSING_CODES = frozenset({"PAYMENT_IN_PROCESS", "REFUND_IN_PROCESS", "CAPTURE_IN_PROCESS"})
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class WalletOwner:
+    """The stored credential a config signs for, so each call's evidence is filed under its tenant."""
+
+    credential_id: int
+    isv_id: int
+    merchant_id: int | None
+    super_app_id: int
+
+
 @dataclasses.dataclass(frozen=True)
 class WalletConfig:
     """Everything needed to talk to one super app as one client (an ISV or a merchant)."""
@@ -73,6 +83,7 @@ class WalletConfig:
     classic_app_id: str | None = None  # this client's app_id at the classic gateway
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
+    owner: WalletOwner | None = None  # None: not a stored credential's; its calls are not kept as evidence
 
 
 _pools: dict[tuple[str, float, float], httpx.Client] = {}
