@@ -86,9 +86,11 @@ class RefundForm(forms.Form):
         max_length=32, help_text="In major units of the order's currency, e.g. 12.50; never more than refundable."
     )
     reason = forms.CharField(max_length=256, required=False, help_text="Kept with the refund and sent to the wallet.")
+    # What was refunded when the page was shown: the service refuses if that changed (a form sent twice).
+    refunds_seen = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
 
-    def __init__(self, *args, refundable: Money, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, refundable: Money, refunds_seen: int, **kwargs):
+        super().__init__(*args, initial={"refunds_seen": refunds_seen}, **kwargs)
         self.refundable = refundable
 
     def clean_amount(self) -> Money:
@@ -214,11 +216,14 @@ class OrderAdmin(TenantScopedAdmin):
         if not principal.can_refund:
             raise PermissionDenied
         refundable = timeline.order_refundable(principal=principal, order=order)
-        form = RefundForm(request.POST or None, refundable=refundable)
+        seen = order.paid_amount - refundable.value
+        form = RefundForm(request.POST or None, refundable=refundable, refunds_seen=seen)
         if form.is_bound and form.is_valid():
             amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
             try:
-                refund = services.refund_request(order=order, amount=amount.value, reason=reason)
+                refund = services.refund_request(
+                    order=order, amount=amount.value, reason=reason, refunds_seen=form.cleaned_data["refunds_seen"]
+                )
             except ApplicationError as error:
                 form.add_error(None, error.message)
             else:

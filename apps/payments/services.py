@@ -570,8 +570,14 @@ def order_client_result(*, order: Order, result_code: str) -> Order:
 # --- refunds and cancels -------------------------------------------------------------------------
 
 
-def refund_request(*, order: Order, amount: int | None = None, reason: str = "") -> Refund:
+def refund_request(
+    *, order: Order, amount: int | None = None, reason: str = "", refunds_seen: int | None = None
+) -> Refund:
     """Refund part or all of a paid order (``amount`` defaults to what is left of one payment).
+
+    ``refunds_seen``: what the caller saw refunded or being refunded (minor units) when it decided; if the
+    order's refunds differ by the time its lock is held, nothing is done (``payments.refunds_changed``), so a
+    form sent twice, or two people at once, cannot refund twice.
 
     The sum of refunds that succeeded or are processing never exceeds what was paid, per payment: checked
     under the order's row lock, so concurrent requests cannot both pass. An order paid by several captures
@@ -594,6 +600,11 @@ def refund_request(*, order: Order, amount: int | None = None, reason: str = "")
                 "The order's pre-authorization still holds frozen funds: capture with final=true or release "
                 "the rest, then refund.",
             )
+        if refunds_seen is not None and _refunds_committed(locked) != refunds_seen:
+            raise ConflictError(
+                "payments.refunds_changed",
+                "The order's refunds changed since you looked (another refund?); look again before refunding.",
+            )
         payment, refundable = _payment_to_refund(locked, amount)
         amount = refundable if amount is None else amount
         if amount <= 0 or amount > refundable:
@@ -614,6 +625,14 @@ def refund_request(*, order: Order, amount: int | None = None, reason: str = "")
             next_inquiry_at=timezone.now() + NOTIFICATION_GRACE,
         )
     return _send_refund(refund)
+
+
+def _refunds_committed(order: Order) -> int:
+    """What is refunded or being refunded of ``order``, in minor units."""
+    committed = order.refunds.filter(status__in=[RefundStatus.PROCESSING, RefundStatus.SUCCEEDED]).aggregate(
+        total=Sum("amount")
+    )["total"]
+    return committed or 0
 
 
 def _payment_to_refund(order: Order, amount: int | None) -> tuple[Payment | None, int]:

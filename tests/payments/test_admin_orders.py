@@ -226,7 +226,7 @@ def test_staff_granted_refunds_refund_part_of_a_paid_order_at_the_wallet(world, 
     form = client.get(refund_url).content.decode()
     assert "10.00 USD" in form
 
-    response = client.post(refund_url, {"amount": "4.00", "reason": "spilled"})
+    response = client.post(refund_url, {"amount": "4.00", "reason": "spilled", "refunds_seen": "0"})
     assert response.status_code == 302
     [refund] = Refund.objects.unscoped().filter(order=order)
     assert (refund.amount, refund.status, refund.reason) == (400, "succeeded", "spilled")
@@ -255,7 +255,9 @@ def test_a_bad_refund_amount_is_shown_and_changes_nothing(world, amount, error):
     order = _canary_order("a2")
     Order.objects.unscoped().filter(pk=order.pk).update(status=OrderStatus.PAID, paid_amount=1000)
     client = _login(_staff(world.a.merchants[1].merchant, may_refund=True))
-    response = client.post(reverse("admin:payments_order_refund", args=[order.pk]), {"amount": amount})
+    response = client.post(
+        reverse("admin:payments_order_refund", args=[order.pk]), {"amount": amount, "refunds_seen": "0"}
+    )
     assert response.status_code == 200
     assert error in response.content.decode()
     assert not Refund.objects.unscoped().filter(order=order).exists()
@@ -266,10 +268,28 @@ def test_a_refusal_of_the_refund_service_is_shown_never_a_500(world):
     order = _canary_order("a2")  # pending: the service refuses to refund it
     Order.objects.unscoped().filter(pk=order.pk).update(paid_amount=1000)
     client = _login(world.a.merchants[1].staff)  # the owner
-    response = client.post(reverse("admin:payments_order_refund", args=[order.pk]), {"amount": "1.00"})
+    response = client.post(
+        reverse("admin:payments_order_refund", args=[order.pk]), {"amount": "1.00", "refunds_seen": "0"}
+    )
     assert response.status_code == 200
     assert "only paid orders refund" in response.content.decode()
     assert not Refund.objects.unscoped().filter(order=order).exists()
+
+
+def test_a_refund_form_sent_twice_refunds_once(world, api, shop):
+    order = _paid_order(api, world)
+    client = _login(_staff(shop.merchant, may_refund=True))
+    refund_url = reverse("admin:payments_order_refund", args=[order.pk])
+    assert 'name="refunds_seen" value="0"' in client.get(refund_url).content.decode()
+    sent = {"amount": "4.00", "reason": "spilled", "refunds_seen": "0"}
+
+    assert client.post(refund_url, sent).status_code == 302
+    again = client.post(refund_url, sent)  # the browser's "resend", or a second click
+
+    assert again.status_code == 200
+    assert "refunds changed since you looked" in again.content.decode()
+    assert Refund.objects.unscoped().filter(order=order).count() == 1
+    assert 'name="refunds_seen" value="400"' in client.get(refund_url).content.decode()
 
 
 @pytest.mark.parametrize("role", [Role.STAFF, Role.VIEWER])
