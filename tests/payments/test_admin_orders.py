@@ -290,6 +290,10 @@ def test_a_refund_form_sent_twice_refunds_once(world, api, shop):
     assert "refunds changed since you looked" in again.content.decode()
     assert Refund.objects.unscoped().filter(order=order).count() == 1
     assert 'name="refunds_seen" value="400"' in client.get(refund_url).content.decode()
+    altered = client.post(refund_url, {**sent, "refunds_seen": "abc"})
+    assert altered.status_code == 200
+    assert "The page was altered" in altered.content.decode()
+    assert Refund.objects.unscoped().filter(order=order).count() == 1
 
 
 @pytest.mark.parametrize("role", [Role.STAFF, Role.VIEWER])
