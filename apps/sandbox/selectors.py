@@ -6,6 +6,8 @@ import dataclasses
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db.models import Q
+from django.utils import timezone
 from iso4217 import Currency
 
 from . import conf
@@ -87,6 +89,23 @@ def cashier_users(*, currency: str, amount: int) -> list[CashierUser]:
         balance = held.get(seed.login, seed.opening_balance)
         users.append(CashierUser(seed.login, seed.display_name, format_amount(currency, balance), balance >= amount))
     return users
+
+
+def payments_awaiting_user(*, limit: int = 20) -> list[Payment]:
+    """The newest payments still open at the cashier, for the sandbox's home page."""
+    now = timezone.now()
+    awaiting = Payment.objects.select_related("client").filter(status=Payment.Status.PROCESSING)
+    awaiting = awaiting.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    return list(awaiting.order_by("-created_at")[:limit])
+
+
+def user_balances() -> dict[str, list[str]]:
+    """Each test user's balances in the currencies they have used (all others are the opening balance)."""
+    held: dict[str, list[str]] = {login: [] for login in TEST_USERS}
+    rows = Balance.objects.filter(user__login__in=TEST_USERS).order_by("currency")
+    for login, currency, amount in rows.values_list("user__login", "currency", "amount"):
+        held[login].append(format_amount(currency, amount))
+    return held
 
 
 SETTLEMENT_COLUMNS = (

@@ -32,6 +32,7 @@ urlpatterns = [
         for prefix, dialect in OPENAPI_PREFIXES.items()
         for endpoint, handler in HANDLERS.items()
     ),
+    path("", views.home, name="home"),
     path("public-key", views.public_key, name="public-key"),
     path("authcode", views.auth_code, name="authcode"),
     path("settlements/<str:client_id>/<isodate:day>.csv", views.settlement_file, name="settlement-file"),

@@ -16,12 +16,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import classic, conf, faults, gateway, selectors, services, signing
 from .api import ApiCall
-from .models import ClassicOrder, Payment, SandboxClient
+from .models import TEST_USERS, ClassicOrder, Payment, SandboxClient
 from .protocol import Dialect, WalletError, contains_nul, dumps, illegal, now_iso, result
 
 PAID, CANCELLED = "9000", "6001"  # my.tradePay result codes (§9.1)
@@ -255,6 +256,27 @@ def settlement_file(request: HttpRequest, client_id: str, day) -> HttpResponse:
 # --- Cashier -------------------------------------------------------------------------------------
 
 
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The wallet's front page for people trying things out: open payments with their cashier, the test users."""
+    awaiting = [
+        {
+            "payee": payment.payee_name,
+            "amount": selectors.format_amount(payment.currency, payment.amount),
+            "description": payment.order_description,
+            "url": reverse("sandbox:cashier", args=[payment.payment_id]),
+            "authorization": payment.authorization,
+        }
+        for payment in selectors.payments_awaiting_user()
+    ]
+    users = [
+        {"login": seed.login, "name": seed.display_name, "balances": balances}
+        for seed, balances in zip(TEST_USERS.values(), selectors.user_balances().values(), strict=True)
+    ]
+    return render(request, "sandbox/home.html", {"awaiting": awaiting, "users": users})
+
+
+@xframe_options_sameorigin  # the my.* shim shows the cashier in a frame of the mini program page
 @require_http_methods(["GET", "POST"])
 def cashier(request: HttpRequest, payment_id: str) -> HttpResponse:
     """GET shows the cashier; a POST (CSRF-protected) presses ``action=pay`` or ``action=cancel``."""
@@ -323,6 +345,7 @@ def _back_to_merchant(request: HttpRequest, redirect_url: str, code: str, *, fre
 # --- Classic orderStr ----------------------------------------------------------------------------
 
 
+@xframe_options_sameorigin
 @require_GET
 def tradepay(request: HttpRequest) -> HttpResponse:
     """``my.tradePay({orderStr})``: verify the orderStr, then the cashier or the pre-authorisation page."""
@@ -334,6 +357,7 @@ def tradepay(request: HttpRequest) -> HttpResponse:
     return _classic_page(request, services.classic_auth_expire_if_due(order=order))
 
 
+@xframe_options_sameorigin
 @require_POST
 def tradepay_order(request: HttpRequest, wallet_no: str) -> HttpResponse:
     """The orderStr page's buttons: ``action=pay`` pays or freezes, ``action=cancel`` backs out (6001)."""

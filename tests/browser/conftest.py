@@ -68,3 +68,13 @@ def sign_in(page, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/")
+
+
+def picture(page, name: str, selector: str | None = None) -> None:
+    """With ``SCREENSHOTS=<folder>`` (``make screenshots``), save what the README shows as ``<name>.png``."""
+    folder = os.environ.get("SCREENSHOTS")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    target = page.locator(selector) if selector else page
+    target.screenshot(path=str(Path(folder) / f"{name}.png"))

@@ -5,29 +5,19 @@ With ``SCREENSHOTS=<folder>`` set (``make screenshots``) it also saves the pictu
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import pytest
 
 from apps.core.tenancy import Role
 from apps.payments.models import Order, Refund
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import picture, sign_in
 from tests.conftest import STAFF_PASSWORD
 from tests.factories import MembershipFactory, UserFactory
 from tests.payments.test_orders import _order
 from tests.superapps.test_client_against_sandbox import _pay_at_cashier
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _picture(page, name: str, selector: str | None = None) -> None:
-    folder = os.environ.get("SCREENSHOTS")
-    if not folder:
-        return
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    target = page.locator(selector) if selector else page
-    target.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 def _paid_order(api, world, reference: str) -> Order:
@@ -50,7 +40,7 @@ def test_merchant_staff_find_an_order_read_its_timeline_refund_part_and_export_t
     )
 
     sign_in(page, "shift-lead", STAFF_PASSWORD)
-    _picture(page, "admin-dashboard", "#content")
+    picture(page, "admin-dashboard", "#content")
 
     page.goto("/admin/payments/order/")
     page.fill("#searchbar", "TABLE-12")
@@ -58,14 +48,14 @@ def test_merchant_staff_find_an_order_read_its_timeline_refund_part_and_export_t
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1
     assert "TABLE-12" in rows.first.inner_text()
-    _picture(page, "admin-orders", "#content")
+    picture(page, "admin-orders", "#content")
 
     rows.first.locator("th a").click()
     timeline = page.locator("#order-timeline")
     timeline.wait_for()
     assert "payments/pay" in timeline.inner_text()
     assert "signature verified" in timeline.inner_text()
-    _picture(page, "admin-order-timeline", "#content")
+    picture(page, "admin-order-timeline", "#content")
 
     page.click("a.refund-link")
     assert "10.00 USD" in page.locator("#refundable").inner_text()

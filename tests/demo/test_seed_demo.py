@@ -1,5 +1,6 @@
 import io
 import json
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -92,8 +93,15 @@ def test_seed_demo_prints_logins_and_links(db):
     call_command("seed_demo", "--base-url", "http://127.0.0.1:9999", stdout=out)
     text = out.getvalue()
     assert "coffee-staff" in text
-    assert "http://127.0.0.1:9999/admin/" in text
-    assert "/api/v1/docs/" in text
+    links = re.findall(r"http://127\.0\.0\.1:9999(/\S*)", text)
+    for expected in ("/demo/", "/demo/demo-coffee-app/", "/demo/demo-rentals-app/", "/admin/", "/api/v1/docs/"):
+        assert expected in links
+    assert "/sandbox/" in links
+    for path in links:
+        if path.startswith("/api/v1/merchant"):
+            continue  # the curl example, which needs the key
+        answer = Client().get(path)
+        assert answer.status_code in (200, 302), (path, answer.status_code)  # the admin sends you to sign in
 
 
 def test_seed_demo_refuses_production_without_force(db, settings):

@@ -28,6 +28,10 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(dataclasses.asdict(demo)))
             return
         self.stdout.write(self.style.SUCCESS("Demo data ready (passwords and keys are new on every run)."))
+        self.stdout.write(f"\n  Start here      {base_url}/demo/   (buy in a mini program, pay at the sandbox cashier)")
+        for merchant in demo.merchants:
+            for mini_program in merchant.mini_programs:
+                self.stdout.write(f"  Mini program    {base_url}/demo/{mini_program['app_id']}/   ({merchant.name})")
         self.stdout.write(f"\n  Operator        {demo.operator.username} / {demo.operator.password}")
         self.stdout.write(
             f"  ISV staff       {demo.isv.staff.username} / {demo.isv.staff.password}   ({demo.isv.name})"
@@ -41,6 +45,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  Merchant key    {merchant.api_key}   ({merchant.name}, {merchant.id})")
         self.stdout.write(f"\n  Admin           {base_url}/admin/")
         self.stdout.write(f"  API docs        {base_url}/api/v1/docs/")
+        self.stdout.write(f"  Sandbox wallet  {base_url}/sandbox/   (payments awaiting the user, test users)")
         self.stdout.write(f"  Health          {base_url}/healthz   {base_url}/readyz")
         example_key = demo.merchants[0].api_key
         self.stdout.write(f"\n  Try:  curl -H 'Authorization: Bearer {example_key}' {base_url}/api/v1/merchant\n")
