@@ -6,6 +6,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
+from apps.core import rls
 from apps.core.tenancy import Principal
 
 from . import second_factor
@@ -26,6 +27,9 @@ class PrincipalMiddleware:
     def __call__(self, request):
         signed_in = functools.cache(lambda: principal_for_user(request.user))  # one membership read a request
         request.principal = SimpleLazyObject(lambda: _acting(request, signed_in()))
+        if request.user.is_authenticated:
+            # Ended by TenantScopeMiddleware, which also reads a streamed body (a CSV export) in this scope.
+            rls.enter(rls.scope_for(request.principal))
         if settings.ADMIN_SECOND_FACTOR_REQUIRED and request.path.startswith("/admin/"):
             setup = reverse("second-factor-setup")
             exempt = request.path == setup or request.path.startswith(reverse("admin:logout"))

@@ -10,9 +10,11 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.urls import register_converter
 
+        from apps.core import rls
         from apps.core.ids import PublicIdConverter
 
         register_converter(PublicIdConverter, "public_id")
+        rls.connect_signals()
 
 
 class PlatformAdminConfig(admin_apps.AdminConfig):

@@ -6,6 +6,7 @@ import re
 from django.http import HttpResponse, JsonResponse
 from ulid import ULID
 
+from apps.core import rls
 from apps.core.errors import error_body
 from apps.core.request_context import current_request_id, request_id_var
 
@@ -54,3 +55,26 @@ class RejectNulBytesMiddleware:
                 )
             return HttpResponse(message, status=400, content_type="text/plain")
         return self.get_response(request)
+
+
+class TenantScopeMiddleware:
+    """Every request starts with the database scope closed (``apps.core.rls``): protected rows stay hidden
+    until a credential names its tenant. A streamed body is read in the scope its view ended with."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = rls.enter(rls.CLOSED)
+        try:
+            response = self.get_response(request)
+            if response.streaming:
+                response.streaming_content = _in_scope(response.streaming_content, rls.current())
+            return response
+        finally:
+            rls.leave(token)
+
+
+def _in_scope(chunks, scope):
+    with rls.scoped(scope):
+        yield from chunks

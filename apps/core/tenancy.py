@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Self
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from apps.core import rls
 from apps.core.errors import ApplicationError
 
 if TYPE_CHECKING:
@@ -175,12 +176,19 @@ _bypass_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar("ten
 
 @contextlib.contextmanager
 def bypass(reason: str) -> Iterator[None]:
-    """Let unscoped queries run inside this block: for framework checks that are global by nature."""
+    """Let unscoped queries run inside this block: for framework checks that are global by nature (row-level
+    security stands aside too, under the same reason)."""
     token = _bypass_reason.set(reason)
     try:
-        yield
+        with rls.bypass(reason):
+            yield
     finally:
         _bypass_reason.reset(token)
+
+
+def _bypassing(reason: str, rows: Iterator) -> Iterator:
+    with rls.bypass(reason):
+        yield from rows
 
 
 class TenantScopedQuerySet(models.QuerySet):
@@ -189,10 +197,12 @@ class TenantScopedQuerySet(models.QuerySet):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._tenant_scoped = False
+        self._every_tenant = False
 
     def _clone(self) -> Self:
         clone = super()._clone()
         clone._tenant_scoped = self._tenant_scoped
+        clone._every_tenant = self._every_tenant
         return clone
 
     def _scoped(self) -> Self:
@@ -201,8 +211,11 @@ class TenantScopedQuerySet(models.QuerySet):
         return clone
 
     def unscoped(self) -> Self:
-        """Every tenant's rows. For operators' tooling, authentication and cross-tenant batch work only."""
-        return self._scoped()
+        """Every tenant's rows. For operators' tooling, authentication and cross-tenant batch work only.
+        Row-level security (``apps.core.rls``) stands aside for it too, naming this model as the reason."""
+        clone = self._scoped()
+        clone._every_tenant = True
+        return clone
 
     def none(self) -> Self:
         return super().none()._scoped()
@@ -238,7 +251,13 @@ class TenantScopedQuerySet(models.QuerySet):
 
         def method(self, *args, **kwargs):
             self._check_scope()
-            return original(self, *args, **kwargs)
+            if not self._every_tenant or name in ("resolve_expression", "aiterator"):
+                return original(self, *args, **kwargs)  # a subquery runs in its outer query's scope
+            reason = f"unscoped {self.model.__name__}"
+            if name == "iterator":  # rows are fetched while the caller iterates
+                return _bypassing(reason, original(self, *args, **kwargs))
+            with rls.bypass(reason):
+                return original(self, *args, **kwargs)
 
         method.__name__ = name
         method.__doc__ = original.__doc__

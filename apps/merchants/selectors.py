@@ -48,7 +48,12 @@ def wallet_credential_for(*, merchant: Merchant, super_app: SuperApp) -> WalletC
     if own is not None:
         own.super_app = super_app  # the caller's, already loaded
         return own
-    shared = merchant.isv.wallet_credentials.filter(super_app=super_app, merchant__isnull=True).first()
+    # The ISV's defaults sign for its merchants, but no merchant may read them: fetched past the tenant scope.
+    shared = (
+        WalletCredential.objects.unscoped()
+        .filter(isv_id=merchant.isv_id, super_app=super_app, merchant__isnull=True)
+        .first()
+    )
     if shared is None:
         raise ApplicationError(
             "merchants.no_wallet_credential",

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from apps.core import rls
 from apps.core.errors import ApplicationError, PayloadTooLargeError, PermissionDeniedError
 from apps.core.idempotency import (
     IDEMPOTENCY_HEADER,
@@ -75,6 +76,7 @@ class TenantApiView(APIView):
             raise PayloadTooLargeError("request.body_too_large", f"The request body exceeds {limit} bytes.")
         super().initial(request, *args, **kwargs)
         principal: Principal = request.auth if isinstance(request.auth, Principal) else Principal.anonymous()
+        rls.enter(rls.scope_for(principal))  # the request's database scope from here on (the middleware ends it)
         allowed = self.allowed_principals
         if self.write_principals is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
             allowed = self.write_principals
@@ -109,16 +111,20 @@ class TenantApiView(APIView):
 
     def dispatch(self, request, *args, **kwargs):
         """Run the request; then store its response under its idempotency claim, or release the claim when
-        the request crashed, so that a retry runs again."""
+        the request crashed, so that a retry runs again. The database scope ``initial`` set ends with it."""
+        token = rls.enter(rls.current())
         try:
-            response = super().dispatch(request, *args, **kwargs)
-        except BaseException:
+            try:
+                response = super().dispatch(request, *args, **kwargs)
+            except BaseException:
+                if self._idempotency_claim is not None:
+                    idempotency_record_release(record=self._idempotency_claim)
+                raise
             if self._idempotency_claim is not None:
-                idempotency_record_release(record=self._idempotency_claim)
-            raise
-        if self._idempotency_claim is not None:
-            idempotency_record_complete(record=self._idempotency_claim, response=response)
-        return response
+                idempotency_record_complete(record=self._idempotency_claim, response=response)
+            return response
+        finally:
+            rls.leave(token)
 
     def paginated_response(self, queryset: QuerySet, serializer_class: type[serializers.Serializer]) -> Response:
         """One cursor page of ``queryset`` as ``{"next", "previous", "results"}``."""

@@ -2,6 +2,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from apps.core import rls
+from apps.core.api.schema import error_response
 from apps.core.api.throttling import FailedAuthenticationLimit
 from apps.core.api.views import TenantApiView
 from apps.core.errors import AuthenticationError
@@ -19,7 +21,13 @@ class SessionCreateApi(TenantApiView):
     @extend_schema(
         operation_id="sessions_create",
         request=SessionCreateInputSerializer,
-        responses={201: SessionCreatedSerializer},
+        responses={
+            201: SessionCreatedSerializer,
+            503: error_response(
+                "The super app did not answer (`sessions.wallet_unavailable`: get a new auth code), or the database "
+                "is out of reach; retry."
+            ),
+        },
         auth=[],
         tags=["sessions"],
     )
@@ -30,13 +38,11 @@ class SessionCreateApi(TenantApiView):
         # Each attempt costs a wallet call: refused auth codes count against the address like bad keys do.
         limit = FailedAuthenticationLimit()
         limit.check(request)
+        mini_program = selectors.mini_program_by_app_id(app_id=fields["app_id"], super_app=fields.get("super_app"))
+        # No credential names a tenant here: the mini program does, for its merchant's credentials.
+        rls.enter(rls.DbScope(isv_id=mini_program.isv_id, merchant_id=mini_program.merchant_id))
         try:
-            opened = services.session_start(
-                mini_program=selectors.mini_program_by_app_id(
-                    app_id=fields["app_id"], super_app=fields.get("super_app")
-                ),
-                auth_code=fields["auth_code"],
-            )
+            opened = services.session_start(mini_program=mini_program, auth_code=fields["auth_code"])
         except AuthenticationError:
             limit.record_failure(request)
             raise
