@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     "apps.core.middleware.RejectNulBytesMiddleware",
+    "apps.core.middleware.TenantScopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -118,6 +119,12 @@ else:
     # Persistent connections: Django's default of reconnecting per request costs 4.5x on order create.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Row-level security on the money and key tables (apps/core/rls.py): every transaction carries its tenant.
+    DATABASES["default"]["ENGINE"] = "apps.core.db"
+#: The role without BYPASSRLS that requests and tasks act as (SET LOCAL ROLE per transaction), while
+#: migrations and management commands keep the login's own rights. Empty: connect as such a role instead.
+DATABASE_APP_ROLE = env.str("DATABASE_APP_ROLE", default="isv_platform_app")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache and Celery --------------------------------------------------------------------
@@ -128,10 +135,14 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//")
+# A Redis broker that stops answering (a hung process, a partition) must not hold a request that queues a task
+# (a notification's acknowledgement) for ever: reads give up after 2 s, above the worker's 1 s BRPOP. Other
+# transports ignore these.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_folder = Path(VAR_DIR) / "celery-broker"
     (_broker_folder / "processed").mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(_broker_folder),
         "data_folder_out": str(_broker_folder),
         "processed_folder": str(_broker_folder / "processed"),
@@ -139,6 +150,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.1,  # a notification is applied within moments, not after a one-second poll
         "store_processed": False,
     }
+# One retry of a failed publish, not three: whatever was not queued, a sweep finds (its row is the record).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 # Tasks take ids, never objects: JSON only, both ways.
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -348,6 +361,8 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int
 
 # Merchant webhook URLs may point at private or loopback addresses (local development only).
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=not PRODUCTION)
+if PRODUCTION and WEBHOOK_ALLOW_PRIVATE_HOSTS:
+    raise environ.ImproperlyConfigured("WEBHOOK_ALLOW_PRIVATE_HOSTS is for development only; unset it in production.")
 # Webhook retries wait RETRY_DELAYS (about three days in all) times this factor: 1.0 in production.
 WEBHOOK_RETRY_SCALE = env.float("WEBHOOK_RETRY_SCALE", default=1.0)
 

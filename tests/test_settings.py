@@ -67,3 +67,30 @@ def test_the_embedded_default_generates_its_secrets_once(tmp_path):
     assert first.stdout == second.stdout
     assert len(first.stdout.strip()) > 40
     assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o077 == 0
+
+
+def test_production_serves_neither_the_sandbox_nor_the_demo(tmp_path):
+    probe = (
+        "from django.urls import Resolver404, resolve\n"
+        "for path in ('/demo/', '/demo/demo-coffee-app/', '/sandbox/', '/sandbox/cashier/x', '/admin/'):\n"
+        "    try:\n"
+        "        resolve(path); print(path, 'served')\n"
+        "    except Resolver404:\n"
+        "        print(path, 'absent')\n"
+    )
+    result = _manage("shell", "-c", probe, env=_production_env(), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("/")] == [
+        "/demo/ absent",
+        "/demo/demo-coffee-app/ absent",
+        "/sandbox/ absent",
+        "/sandbox/cashier/x absent",
+        "/admin/ served",
+    ]
+
+
+def test_production_refuses_private_webhook_hosts(tmp_path):
+    env = {**_production_env(), "WEBHOOK_ALLOW_PRIVATE_HOSTS": "true"}
+    result = _manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "WEBHOOK_ALLOW_PRIVATE_HOSTS" in result.stderr

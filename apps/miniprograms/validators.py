@@ -37,7 +37,10 @@ def validate_currency(code: str) -> None:
 
 
 def private_webhook_hosts_allowed() -> bool:
-    """Loopback and private addresses are for local development only."""
+    """Loopback and private addresses are for local development only (the demo merchants' webhooks):
+    never in production, whatever DEBUG or WEBHOOK_ALLOW_PRIVATE_HOSTS say."""
+    if settings.PRODUCTION:
+        return False
     return bool(settings.DEBUG or getattr(settings, "WEBHOOK_ALLOW_PRIVATE_HOSTS", False))
 
 

@@ -372,6 +372,9 @@ class PreAuthorizationAdmin(TenantScopedAdmin):
     actions = ("ask_the_super_app",)
     staff_may = frozenset({"change"})
 
+    def has_add_permission(self, request) -> bool:
+        return False  # pre-authorizations are made by the services (the API), never by a form
+
     def has_change_permission(self, request, obj=None) -> bool:
         return self._may(request, "change") and obj is None  # the action, never the form
 

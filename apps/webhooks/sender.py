@@ -31,6 +31,12 @@ EXCERPT_LENGTH = 500
 ADDRESSES_TRIED = 2
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 that ``is_global`` lets through in Python 3.11 but that is nobody's public server: NAT64 (RFC 6052, 8215),
+# 6to4 (RFC 3056), Teredo (RFC 4380), site-local (RFC 3879), documentation (RFC 9637).
+_IPV6_NOT_PUBLIC = tuple(
+    ipaddress.IPv6Network(network)
+    for network in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "fec0::/10", "3fff::/20")
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,9 +139,15 @@ def _resolve(host: str, port: int) -> list[Address]:
 
 
 def _public(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    """An ordinary public unicast address. Python's ``is_global`` alone also passes IPv6 ranges that lead back
+    into private IPv4 networks (NAT64, 6to4, Teredo carry an IPv4 address inside), deprecated site-local and
+    reserved space, and multicast."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return _public(address.ipv4_mapped)
+        if any(address in network for network in _IPV6_NOT_PUBLIC):
+            return False
+    return address.is_global and not address.is_multicast and not address.is_reserved
 
 
 def _read_excerpt(response: httpx.Response) -> str:
