@@ -7,7 +7,7 @@ export PORT
 # The sandbox wallet's notification retries and reviews, compressed for demos (1.0 = real wallet timing).
 run web worker beat: export SANDBOX_TIME_SCALE ?= 0.01
 
-.PHONY: run test screenshots lint format worker beat web migrate seed bench bench-notify bench-reconcile bench-admin clean
+.PHONY: run test reliability screenshots lint format worker beat web migrate seed bench bench-notify bench-reconcile bench-admin bench-rls clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || { echo "Python 3.11+ is required; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -50,6 +50,11 @@ TEST_WORKERS ?= 2
 test: install conformance-env
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
+## reliability: the reliability and security suite (T-SEC-*, T-REL-*) alone, with its figures at the end;
+## RELIABILITY_SCALE=nightly runs the nightly-sized counts
+reliability: install conformance-env
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m reliability $(PYTEST_ARGS)
+
 ## screenshots: the README's pictures of the admin, taken by the browser tests (needs Debian's chromium)
 screenshots: install
 	SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/browser -p no:randomly -q
@@ -58,6 +63,7 @@ bench: install ; $(BIN)/python bench/order_create.py $(BENCH_ARGS)
 bench-notify: install ; $(BIN)/python bench/notify.py $(BENCH_ARGS)
 bench-reconcile: install ; $(BIN)/python bench/reconcile.py $(BENCH_ARGS)
 bench-admin: install ; $(BIN)/python bench/admin.py $(BENCH_ARGS)
+bench-rls: install ; $(BIN)/python bench/rls.py $(BENCH_ARGS)
 
 ## lint: ruff, formatting, and no missing migrations
 lint: install

@@ -24,6 +24,7 @@ from apps.accounts.models import User
 from apps.accounts.selectors import principal_for_user
 from apps.accounts.services import audit_record
 from apps.callbacks.models import InboundNotification, NotificationKind, NotificationStatus
+from apps.core import rls
 from apps.core.money import Money
 from apps.core.tenancy import Role
 from apps.merchants.models import Isv, Merchant, Registration, RegistrationStatus, WalletCredential
@@ -92,10 +93,54 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+# --- the reliability suite's figures ------------------------------------------------------------------
+#: Counts of the reliability suite (``RELIABILITY_SCALE=nightly`` for the nightly-sized runs).
+NIGHTLY = os.environ.get("RELIABILITY_SCALE") == "nightly"
+
+
+@dataclasses.dataclass
+class Figures:
+    """Where a reliability test states what it proved, as a line a reader can check
+    (``T-SEC-1: 10000 requests, 0 leaks, 0 5xx``); the lines are printed at the end of the run."""
+
+    node: pytest.Item
+
+    def record(self, target: str, line: str) -> None:
+        self.node.user_properties.append(("figure", f"{target}: {line}"))
+
+
+@pytest.fixture
+def figures(request) -> Figures:
+    return Figures(request.node)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Each figure line of a passed test (from xdist workers too: user properties travel with reports)."""
+    lines = sorted(
+        {
+            value
+            for report in terminalreporter.stats.get("passed", [])
+            if report.when == "call"
+            for key, value in report.user_properties
+            if key == "figure"
+        }
+    )
+    if lines:
+        terminalreporter.section("reliability figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def _fail_missing_service(request):
     reasons = [value for key, value in request.node.user_properties if key == "missing_service"]
     pytest.fail(f"REQUIRE_SERVICES=1 but this test {reasons[0]}")
+
+
+@pytest.fixture(autouse=True)
+def _owner_scope():
+    """Each test starts as the owner (apps/core/rls.py), whatever scope a view called directly left behind."""
+    rls.enter(rls.OWNER)
 
 
 @pytest.fixture(autouse=True)
@@ -477,14 +522,14 @@ def _reconciliation(mini_program, label: str) -> None:
     )
 
 
-def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
+def _build_isv(label: str, super_app: SuperApp, *, merchant_count: int = 2) -> IsvTenant:
     isv = IsvFactory(name=f"canary-isv-{label}")
     wallet_credential_create(
         isv=isv, super_app=super_app, client_id=f"canary-isvclient-{label}", private_key_pem=_test_key_pair()[0]
     )
     staff = MembershipFactory(user=UserFactory(username=f"isv-{label}-admin"), isv=isv, role=Role.ADMIN).user
     merchants = []
-    for index in (1, 2):
+    for index in range(1, merchant_count + 1):
         merchant = MerchantFactory(isv=isv, name=f"canary-merchant-{label}{index}")
         wallet_credential_create(
             isv=isv,
@@ -508,7 +553,7 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             price=Money(value=1250, currency="USD"),
         )
         buyer_session = browser_session = None
-        if index == 2:  # merchant 1 of each ISV stays un-onboarded, for the tests that onboard it
+        if index >= 2:  # merchant 1 of each ISV stays un-onboarded, for the tests that onboard it
             _onboard(merchant, super_app, f"{label}{index}")
             buyer_session, buyer_id = session_of(mini_program, f"canary-customer-{label}{index}")
             browser_session, _ = session_of(mini_program, f"canary-browser-{label}{index}")
@@ -524,7 +569,7 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
             merchant=merchant,
             role=Role.OWNER,
         ).user
-        if index == 2:
+        if index >= 2:
             _audit_entry(merchant_staff, merchant, f"{label}{index}")
         merchants.append(
             MerchantTenant(
@@ -538,17 +583,29 @@ def _build_isv(label: str, super_app: SuperApp) -> IsvTenant:
     return IsvTenant(isv=isv, key=issue_key(isv=isv, name=f"canary-isvkey-{label}"), staff=staff, merchants=merchants)
 
 
-@pytest.fixture
-def world(db) -> World:
-    operator = User.objects.create_superuser(username="operator", password=STAFF_PASSWORD)
-    super_app = SuperApp.objects.create(
+def _world_wallet() -> SuperApp:
+    return SuperApp.objects.create(
         code="world-wallet",
         name="World wallet",
         gateway_base_url="https://wallet.invalid/api",
         wallet_public_key_pem=_test_key_pair()[1],
         trade_pay_modes=[TradePayMode.PAYMENT_URL, TradePayMode.ORDER_STR],
     )
+
+
+@pytest.fixture
+def world(db) -> World:
+    operator = User.objects.create_superuser(username="operator", password=STAFF_PASSWORD)
+    super_app = _world_wallet()
     return World(a=_build_isv("a", super_app), b=_build_isv("b", super_app), operator=operator)
+
+
+@pytest.fixture
+def crowd(db) -> list[IsvTenant]:
+    """Five ISVs of three merchants each (two onboarded, with canary rows of every kind), for the
+    randomized cross-tenant suite."""
+    super_app = _world_wallet()
+    return [_build_isv(label, super_app, merchant_count=3) for label in "cdefg"]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.core.cache import cache
+from django.core.signals import request_started
 from django.db.models import JSONField
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
@@ -25,9 +26,11 @@ from apps.accounts.selectors import principal_for_user
 from apps.accounts.services import api_key_authenticate
 from apps.core.admin import scoped_queryset
 from apps.core.tenancy import Principal, TenantOwnedModel
-from apps.merchants.models import Isv
+from apps.merchants.models import Isv, Merchant
 from apps.miniprograms.models import MiniProgram
 from apps.usersessions.services import session_authenticate
+
+pytestmark = pytest.mark.reliability
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Snapshot fields that legitimately change while the walk runs (the attacker's own key use).
@@ -142,6 +145,8 @@ def _victims_of(principal: Principal) -> Victims:
             hidden = hidden.exclude(pk=principal.isv_id)  # a merchant's own ISV is its parent, not a victim
         if model is MiniProgram and principal.is_user_session:
             hidden = hidden.exclude(pk=principal.mini_program_id)  # a session's own mini program is its context
+        if model is Merchant and principal.is_user_session:
+            hidden = hidden.exclude(pk=principal.merchant_id)  # and so is the merchant it buys from
         hidden = list(hidden)
         rows[model] = hidden
         json_fields = [field.name for field in model._meta.concrete_fields if isinstance(field, JSONField)]
@@ -206,6 +211,19 @@ def _api_attackers(world):
     return resolved
 
 
+@pytest.fixture
+def requests_made() -> list:
+    """Every request the test makes, for its figures."""
+    made = []
+
+    def count(sender, **kwargs):
+        made.append(sender)
+
+    request_started.connect(count)
+    yield made
+    request_started.disconnect(count)
+
+
 def test_api_routes_are_discovered():
     routes = dict(_api_routes())
     assert "api/v1/merchant" in routes
@@ -221,7 +239,7 @@ def test_every_api_credential_of_the_world_attacks(world):
 
 
 @pytest.mark.parametrize("attacker", range(API_ATTACKERS))  # one test each, so workers share the walk
-def test_no_api_route_shows_or_changes_another_tenants_data(world, attacker):
+def test_no_api_route_shows_or_changes_another_tenants_data(world, attacker, figures):
     routes = _api_routes()
     client = Client()
     walked = 0
@@ -249,6 +267,11 @@ def test_no_api_route_shows_or_changes_another_tenants_data(world, attacker):
                 _assert_no_canary(response.content.decode(), victims, where, sent)
     assert victims.snapshot() == before, f"{label} changed another tenant's rows"
     assert walked > 100
+    figures.record(
+        "T-SEC-3 (API walk)",
+        f"{label}: {walked} requests over {len(routes)} routes, each answer searched for "
+        f"{len(victims.canaries)} foreign canaries, none found; {len(before)} foreign rows unchanged",
+    )
 
 
 def test_a_merchant_id_header_naming_another_isvs_merchant_is_not_found_everywhere(world):
@@ -328,11 +351,13 @@ def test_every_admin_changelist_renders_canaries_for_operators(world):
         assert "canary-" in results or any(row.public_id in results for row in model.objects.unscoped()), model
 
 
-def test_no_admin_page_shows_or_changes_another_tenants_data(world):
+def test_no_admin_page_shows_or_changes_another_tenants_data(world, figures, requests_made):
     client = Client()
+    canaries = unchanged = 0
     for attacker in _admin_attackers(world):
         client.force_login(attacker)
         victims = _victims_of(principal_for_user(attacker))
+        canaries += len(victims.canaries)
         assert victims.public_ids
         before = victims.snapshot()
         users_before = _users()
@@ -366,7 +391,15 @@ def test_no_admin_page_shows_or_changes_another_tenants_data(world):
             _assert_no_canary(response.content.decode(), victims, f"{url} as {attacker}")
         assert victims.snapshot() == before, f"{attacker} changed another tenant's rows through the admin"
         assert _users() == users_before, f"{attacker} changed users through the admin"
+        unchanged += len(before)
         client.logout()
+    figures.record(
+        "T-SEC-3",
+        f"{len(_admin_attackers(world))} staff sign-ins x {len(admin.site._registry)} model admins: "
+        f"{len(requests_made)} admin requests (changelists and searches, forms, foreign objects' pages, actions, "
+        f"autocomplete), each answer searched for its sign-in's foreign canaries ({canaries} in all), none found; "
+        f"{unchanged} foreign rows unchanged",
+    )
 
 
 def _users() -> list[dict]:

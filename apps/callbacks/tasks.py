@@ -1,5 +1,7 @@
 from celery import shared_task
 
+from apps.core.services import drain
+
 from . import services
 
 
@@ -11,5 +13,6 @@ def process_notification(notification_id: int) -> None:
 
 @shared_task(name="callbacks.redrive", acks_late=True)
 def redrive() -> int:
-    """Process stored notifications no task has, and parked ones whose retry is due (idempotent)."""
-    return services.notifications_redrive()
+    """Process stored notifications no task has, and parked ones whose retry is due, batch after batch
+    (idempotent)."""
+    return drain(services.notifications_redrive)

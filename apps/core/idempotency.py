@@ -4,7 +4,8 @@ The claim is a row inserted in its own committed transaction before the view run
 so of two concurrent requests exactly one runs the view, on PostgreSQL and SQLite alike. The other finds the row:
 still in flight (409), used for a different request (422), or completed (its response is replayed byte for byte).
 The response is stored once rendered; a 5xx deletes the row instead, so a retry runs again. Rows live 24 hours,
-as Stripe's do; a key sent again after that starts afresh.
+as Stripe's do; a key sent again after that starts afresh. Storing or releasing happens on a new database
+connection if the request lost its own, so a dropped connection leaves no claim in flight behind it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
+from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.http import HttpResponse, HttpResponseBase
 from django.template.response import SimpleTemplateResponse
 from django.utils import timezone
@@ -80,6 +82,14 @@ def idempotency_record_claim(*, scope: str, key: str, fingerprint: str) -> Idemp
                 )
         except IntegrityError:
             existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+        except (OperationalError, InterfaceError):
+            # The connection was lost, perhaps with the claim committed and only the answer gone: withdraw it,
+            # or retries would wait out the lease. It is ours alone: no other claim expires at this microsecond.
+            mine = IdempotencyRecord.objects.filter(
+                scope=scope, key=key, expires_at=now + RETENTION, state=IdempotencyState.IN_FLIGHT
+            )
+            _on_a_live_connection(mine.delete)
+            raise
         if existing is None:
             continue  # released or purged since the insert failed
         if existing.expires_at <= now or (
@@ -115,17 +125,34 @@ def idempotency_record_complete(*, record: IdempotencyRecord, response: HttpResp
     if isinstance(response, SimpleTemplateResponse):
         response.render()  # DRF renders lazily; what is stored must be the bytes sent
     record.seal("response_body_ciphertext", response.content)
-    IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyState.IN_FLIGHT).update(
-        state=IdempotencyState.COMPLETED,
-        response_status=response.status_code,
-        response_content_type=response["Content-Type"],
-        response_body_ciphertext=record.response_body_ciphertext,
+    _on_a_live_connection(
+        lambda: IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyState.IN_FLIGHT).update(
+            state=IdempotencyState.COMPLETED,
+            response_status=response.status_code,
+            response_content_type=response["Content-Type"],
+            response_body_ciphertext=record.response_body_ciphertext,
+        )
     )
 
 
 def idempotency_record_release(*, record: IdempotencyRecord) -> None:
     """Forget an in-flight claim whose request failed, so that a retry with the same key runs again."""
-    IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyState.IN_FLIGHT).delete()
+    _on_a_live_connection(
+        lambda: IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyState.IN_FLIGHT).delete()
+    )
+
+
+def _on_a_live_connection(write: Callable[[], object]) -> None:
+    """Run ``write`` (one idempotent statement), and once more on a new connection if the request's own was
+    lost. Without that, a request failed by a reset connection would keep its claim in flight (409 to every
+    retry until the lease ends), and one whose work was committed before the reset would lose its answer."""
+    try:
+        write()
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block or connection.is_usable():
+            raise  # not a lost connection (or one a transaction still needs): the caller's to handle
+        connection.close()
+        write()
 
 
 def idempotency_replay(record: IdempotencyRecord) -> HttpResponse:

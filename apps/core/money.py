@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 
 from iso4217 import Currency
 
 from apps.core.errors import ApplicationError
 
 _DIGITS = re.compile(r"^[0-9]{1,18}$")
+#: A major-unit amount as people and the classic gateway write it: digits, an optional fraction, no sign or
+#: exponent (``-1``, ``1e309`` and ``NaN`` are no amount).
+_MAJOR = re.compile(r"^[0-9]{1,18}(\.[0-9]{1,18})?$")
+_EXACT = Context(prec=40)
 
 
 def currency_exponent(code: str) -> int:
@@ -64,15 +68,15 @@ class Money:
     def from_major(cls, amount: str, currency: str) -> Money:
         """Parse a major-unit decimal string; extra decimals are an error, never rounded."""
         exponent = currency_exponent(currency)
-        try:
-            major = Decimal(amount)
-        except InvalidOperation:
-            raise ApplicationError("money.invalid_amount", f"Invalid amount {amount!r}.") from None
-        minor = major.scaleb(exponent)
-        if not major.is_finite() or minor != minor.to_integral_value():
+        if not isinstance(amount, str) or not _MAJOR.match(amount):
+            raise ApplicationError("money.invalid_amount", f"Invalid amount {amount!r}: digits and a decimal point.")
+        minor = Decimal(amount).scaleb(exponent, context=_EXACT)  # 36 digits at most: never rounded
+        if minor != minor.to_integral_value():
             raise ApplicationError(
                 "money.invalid_amount", f"{amount!r} has more decimals than {currency} allows ({exponent})."
             )
+        if not _DIGITS.match(str(int(minor))):
+            raise ApplicationError("money.invalid_amount", f"{amount!r} is larger than any amount the wallet takes.")
         return cls(value=int(minor), currency=currency)
 
     def __str__(self) -> str:

@@ -1,6 +1,7 @@
 """Writes every app shares."""
 
 import datetime
+import time
 from collections.abc import Callable
 
 from django.db import models, transaction
@@ -46,3 +47,20 @@ def claim_due(
             setattr(row, field, next_at(row))
             row.save(update_fields=[field])
     return due
+
+
+#: How long one run of a periodic sweep goes on taking batches; what is left waits for the next run.
+SWEEP_BUDGET = datetime.timedelta(seconds=30)
+
+
+def drain(sweep: Callable[[], int], *, budget: datetime.timedelta = SWEEP_BUDGET) -> int:
+    """Run ``sweep`` (one batch of due rows, taken with ``claim_due``) again while it finds work and ``budget``
+    lasts; returns how many rows it took in all. After a broker outage or a wiped queue everything is due at
+    once, and one batch per run (every 10 s) would leave that work waiting for minutes."""
+    deadline = time.monotonic() + budget.total_seconds()
+    taken = 0
+    while batch := sweep():
+        taken += batch
+        if time.monotonic() >= deadline:
+            break
+    return taken

@@ -295,9 +295,15 @@ def _failed(pre_authorization: PreAuthorization, *, code: str, reason: str) -> P
 
 
 def _schedule_inquiry(pre_authorization: PreAuthorization, *, first: bool = False) -> PreAuthorization:
-    if first:
-        return ask_again(pre_authorization, timezone.now() + datetime.timedelta(seconds=INQUIRY_FIRST_SECONDS))
-    return ask_again(pre_authorization, next_inquiry(pre_authorization.created_at))
+    soon = timezone.now() + datetime.timedelta(seconds=INQUIRY_FIRST_SECONDS)
+    return ask_again(pre_authorization, soon if first else _next_ask(pre_authorization))
+
+
+def _next_ask(pre_authorization: PreAuthorization) -> datetime.datetime:
+    """When a pre-authorization awaiting the user is next asked about: backing off, but never past its
+    expiry, from when ``preauthorizations_expire`` ends it (the resolution leaves it alone then; were it to
+    push the time on, the expiry would find it due only by chance)."""
+    return min(next_inquiry(pre_authorization.created_at), pre_authorization.expires_at)
 
 
 def _client_of(pre_authorization: PreAuthorization):
@@ -719,18 +725,19 @@ def release_notified(*, release: PreAuthorizationRelease, succeeded: bool | None
 
 
 def preauthorizations_resolve_due(*, limit: int = 100) -> int:
-    """Ask the wallets about pre-authorizations still awaiting the user, and send again the releases whose
-    outcome is unknown, when their next inquiry is due (captures are asked about with the payments).
+    """Ask the wallets about pre-authorizations still awaiting the user (until their expiry, when the expiry
+    takes them over), and send again the releases whose outcome is unknown, when their next inquiry is due
+    (captures are asked about with the payments).
     Returns how many were handled."""
     now = timezone.now()
     pending = claim_due(
         PreAuthorization.objects.unscoped()  # batch work across tenants: each row is then handled on its own
-        .filter(status=Status.PENDING)
+        .filter(status=Status.PENDING, expires_at__gt=now)  # past it, they are the expiry's
         .select_related("order__mini_program__merchant", "order__mini_program__super_app"),
         field="next_inquiry_at",
         now=now,
         limit=limit,
-        next_at=lambda pre_authorization: next_inquiry(pre_authorization.created_at),
+        next_at=_next_ask,
     )
     releases = claim_due(
         PreAuthorizationRelease.objects.unscoped().filter(status=ReleaseStatus.PROCESSING),

@@ -365,20 +365,31 @@ def order_refresh(*, order: Order, source: str = "wallet_inquiry") -> Order:
     payment = _open_payment(order)
     if payment is None or order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
         return order
-    client = wallet_client_of(order.mini_program)
+    _ask_about(payment, source=source)
+    return Order.objects.unscoped().get(pk=order.pk)
+
+
+def _ask_about(payment: Payment, *, source: str) -> messages.PaymentStatus | None:
+    """Ask the wallet about ``payment`` and apply the answer. Returns the status it reported (``PROCESSING``
+    for a payment it never heard of: nothing was paid), or ``None`` when it did not answer clearly."""
+    client = wallet_client_of(payment.order.mini_program)
     try:
         inquiry = _inquire(client, payment)
     except WalletBusinessFailure as failure:
-        if failure.result_code in NOT_FOUND_CODES and payment.status == PaymentStatus.INITIATED:
+        if failure.result_code not in NOT_FOUND_CODES:
+            _schedule_next_inquiry(payment)
+            return None
+        if payment.status == PaymentStatus.INITIATED:
             _payment_failed(payment=payment, code=failure.result_code, reason="never reached the wallet", source=source)
         else:
             _schedule_next_inquiry(payment)
+        return messages.PaymentStatus.PROCESSING
     except WalletUnknownOutcome as unknown:
         logger.info("inquiry of %s inconclusive: %s", payment.payment_request_id, unknown.reason)
         _schedule_next_inquiry(payment)
-    else:
-        _apply_payment_state(payment=payment, inquiry=inquiry, source=source)
-    return Order.objects.unscoped().get(pk=order.pk)
+        return None
+    _apply_payment_state(payment=payment, inquiry=inquiry, source=source)
+    return inquiry.status
 
 
 def _open_payment(order: Order) -> Payment | None:
@@ -408,6 +419,10 @@ def _schedule_next_inquiry(payment: Payment) -> None:
     ask_again(payment, next_inquiry(payment.created_at))
 
 
+#: An order that was paid is in one of these from then on.
+PAID_OR_LATER = frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED})
+
+
 def next_inquiry(since: datetime.datetime) -> datetime.datetime:
     """Back off with the age of what is being asked about: every 5 s at first, at most every 10 min."""
     now = timezone.now()
@@ -419,6 +434,8 @@ def next_inquiry(since: datetime.datetime) -> datetime.datetime:
 def _apply_payment_state(*, payment: Payment, inquiry: messages.PaymentInquiry, source: str) -> None:
     order = payment.order
     if inquiry.status is messages.PaymentStatus.SUCCESS:
+        if payment.status == PaymentStatus.SUCCEEDED and order.status in PAID_OR_LATER:
+            return  # the same news again, after refunds perhaps: what followed the payment stands
         expected = Money(order.amount, order.currency)
         if inquiry.amount is not None and inquiry.amount != expected:
             logger.error("payment %s: wallet amount %s != order %s", payment.public_id, inquiry.amount, expected)
@@ -763,10 +780,11 @@ def order_cancel(*, order: Order, source: str = "api") -> Order:
     """Close an unpaid order, cancelling its payment at the wallet when one exists there.
 
     A paid order is refused (``payments.order_already_paid``: refund it instead); a closed one is returned
-    as it is. The status is read again just before the wallet is asked. If the wallet says the payment
-    succeeded meanwhile, the order becomes paid, not closed; if a cancel went through on a payment that had
-    succeeded (a void gives the money back), the order becomes refunded. An orderStr the user has not opened
-    cannot be closed at the wallet yet and stays payable until it expires: ``payments.order_str_not_opened``.
+    as it is. The wallet is asked about the payment just before it is asked to cancel it: if the user has
+    paid meanwhile, the order becomes paid and the cancel is refused, since the wallet would take a cancel
+    of a paid payment as a void. If a cancel still went through on a payment paid in between, the order
+    becomes refunded. An orderStr the user has not opened cannot be closed at the wallet yet and stays
+    payable until it expires: ``payments.order_str_not_opened``.
     Raises ``payments.cancel_refused`` and ``payments.cancel_outcome_unknown`` (503: retry).
     """
     order = (
@@ -783,10 +801,21 @@ def order_cancel(*, order: Order, source: str = "api") -> Order:
             "payments.order_is_pre_authorization",
             "This order is a pre-authorization: release it (POST /api/v1/preauthorizations/{id}/release).",
         )
-    if order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
-        raise ConflictError("payments.order_already_paid", f"The order is {order.status}; refund it instead.")
+    _refuse_unless_unpaid(order)
     payment = order.payments.exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED]).first()
     if payment is not None and payment.status != PaymentStatus.INITIATED:
+        # Asked first: the money of a payment the user has just made would otherwise go back (a void)
+        # without the platform ever having seen it come in. Only a clear "not paid" lets the cancel go.
+        said = _ask_about(payment, source="wallet_inquiry")
+        order = Order.objects.unscoped().select_related("mini_program__super_app").get(pk=order.pk)
+        if order.status == OrderStatus.CLOSED:
+            return order
+        _refuse_unless_unpaid(order)
+        if said is not messages.PaymentStatus.PROCESSING:
+            raise UpstreamUnavailableError(
+                "payments.cancel_outcome_unknown",
+                "The super app did not say whether the order was paid, so nothing was cancelled; retry.",
+            )
         _cancel_at_wallet(order=order, payment=payment)
     with transaction.atomic():
         if payment is not None:
@@ -802,6 +831,11 @@ def order_cancel(*, order: Order, source: str = "api") -> Order:
                 next_inquiry_at=None,
             )
         return transition(model=Order, instance=order, table=transitions.ORDER, to=OrderStatus.CLOSED, source=source)
+
+
+def _refuse_unless_unpaid(order: Order) -> None:
+    if order.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
+        raise ConflictError("payments.order_already_paid", f"The order is {order.status}; refund it instead.")
 
 
 def _cancel_at_wallet(*, order: Order, payment: Payment) -> None:

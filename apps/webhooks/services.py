@@ -11,7 +11,6 @@ and if the worker dies the sweeper takes it again once the lease has run out.
 from __future__ import annotations
 
 import datetime
-import functools
 import json
 import logging
 
@@ -195,8 +194,9 @@ def _schedule(
         next_attempt_at=timezone.now(),
         replay_of=replay_of,
     )
-    # A broker that is down loses nothing: the delivery is due, so the sweeper sends it.
-    transaction.on_commit(functools.partial(_queue, delivery.pk), robust=True)
+    # A broker that is down loses nothing: the delivery is due, so the sweeper sends it. A lambda: Django logs a
+    # failed robust callback by its __qualname__, and a functools.partial has none (that AttributeError was a 500).
+    transaction.on_commit(lambda: _queue(delivery.pk), robust=True)
     return delivery
 
 

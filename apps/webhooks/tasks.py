@@ -1,5 +1,7 @@
 from celery import shared_task
 
+from apps.core.services import drain
+
 from . import services
 
 
@@ -12,5 +14,6 @@ def deliver(delivery_id: int) -> bool:
 
 @shared_task(name="webhooks.deliver_due", acks_late=True)
 def deliver_due() -> int:
-    """Attempts whose retry is due, and first attempts whose queued task was lost (idempotent)."""
-    return services.webhook_deliveries_due()
+    """Attempts whose retry is due, and first attempts whose queued task was lost, batch after batch
+    (idempotent)."""
+    return drain(services.webhook_deliveries_due)

@@ -19,6 +19,8 @@ from tests.callbacks.inbox import arrived, drain_inbox
 from tests.payments.test_orders import _order
 from tests.worker import _database_url, wait_for
 
+pytestmark = pytest.mark.reliability
+
 TERMINAL = {"paid", "failed", "closed", "refunded", "partially_refunded"}
 
 
@@ -72,7 +74,7 @@ def _settled() -> bool:
 
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_fifty_identical_notifications_at_once_make_one_transition(world, api, shop, wallet, celery_worker):
+def test_fifty_identical_notifications_at_once_make_one_transition(world, api, shop, wallet, celery_worker, figures):
     payment = _pending_payment(api, world)
     path, body, headers = _signed(wallet, payment, "S")
 
@@ -91,11 +93,17 @@ def test_fifty_identical_notifications_at_once_make_one_transition(world, api, s
     assert (statuses.count("processed"), statuses.count("duplicate"), len(statuses)) == (1, 49, 50)
     told = WebhookEvent.objects.unscoped().filter(merchant_id=payment.merchant_id, type="order.paid")
     assert told.count() == 1  # one webhook event, so one delivery per endpoint
+    figures.record(
+        "T-REL-1",
+        f"{len(answers)} identical notifications at once (real worker, PostgreSQL, Redis): "
+        f"{statuses.count('processed')} processed, {statuses.count('duplicate')} duplicates, "
+        f"{len(_transitions(payment.order))} transitions (payment, order), {told.count()} webhook event",
+    )
 
 
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_a_task_whose_worker_process_is_killed_is_done_again_once(world, api, shop, wallet, celery_worker):
+def test_a_task_whose_worker_process_is_killed_is_done_again_once(world, api, shop, wallet, celery_worker, figures):
     payment = _pending_payment(api, world)
     path, body, headers = _signed(wallet, payment, "S")
     with psycopg.connect(_database_url().replace("postgres://", "postgresql://")) as blocker:
@@ -111,6 +119,11 @@ def test_a_task_whose_worker_process_is_killed_is_done_again_once(world, api, sh
     stored.refresh_from_db()
     assert (stored.status, stored.attempts) == ("processed", 2)
     assert _transitions(payment.order) == [("payment", "succeeded"), ("order", "paid")]
+    figures.record(
+        "T-REL-5",
+        f"worker child killed mid-task: the task ran again ({stored.attempts} attempts), "
+        f"{len(_transitions(payment.order))} transitions, the notification {stored.status} once",
+    )
 
 
 def _attempts(stored: InboundNotification) -> int:
@@ -118,7 +131,7 @@ def _attempts(stored: InboundNotification) -> int:
 
 
 @pytest.mark.parametrize("sequence", list(itertools.permutations(["S", "F", "S", "U"], 4))[:12])
-def test_duplicate_late_and_out_of_order_news_never_moves_a_final_state(world, api, shop, wallet, sequence):
+def test_duplicate_late_and_out_of_order_news_never_moves_a_final_state(world, api, shop, wallet, sequence, figures):
     """Whatever comes first and is final stays final; what contradicts it later is an anomaly."""
     payment = _pending_payment(api, world)
     seen = []
@@ -139,3 +152,8 @@ def test_duplicate_late_and_out_of_order_news_never_moves_a_final_state(world, a
     assert len(set(seen[first_final:])) == 1, seen
     moves = [to for subject, to in _transitions(payment.order) if subject == "order"]
     assert len(moves) == 1, moves
+    figures.record(
+        "T-REL-2",
+        f"{','.join(sequence)} delivered in turn: {seen[first_final]} after {first_final + 1}, "
+        f"never moved again, {len(moves)} order transition",
+    )

@@ -56,6 +56,31 @@ def test_major_units_are_exact_and_never_rounded():
         Money.from_major("NaN", "USD")
 
 
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "-1",
+        "-1e999999999",
+        "1e309",
+        "1E2",
+        "Infinity",
+        "+5",
+        " 5",
+        "5.",
+        ".5",
+        "1" * 19,
+        "9" * 17 + ".99",
+        "1.000000000000000001",
+    ],
+)
+def test_major_amounts_that_are_no_amount_are_refused(amount):
+    """Signs, exponents and overflowing sizes are refused with the error code, never raised as decimal's own
+    exceptions; and a fraction finer than the currency is refused however far down it hides."""
+    with pytest.raises(ApplicationError) as error:
+        Money.from_major(amount, "USD")
+    assert error.value.code == "money.invalid_amount"
+
+
 def test_money_refuses_floats_and_bools():
     with pytest.raises(TypeError):
         Money(10.5, "USD")

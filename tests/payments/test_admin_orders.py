@@ -358,3 +358,11 @@ def test_the_export_is_capped_and_says_so(world, monkeypatch):
 def test_the_changelist_links_the_export_with_its_filters(world):
     body = _login(world.a.merchants[1].staff).get(CHANGELIST, {"status__exact": "paid", "q": "x"}).content.decode()
     assert re.search(rf'href="{EXPORT}\?(q=x&amp;status__exact=paid|status__exact=paid&amp;q=x)"', body)
+
+
+def test_nobody_adds_a_pre_authorization_or_an_order_by_hand(world):
+    """Money records come from the services; their admin add pages are refused, never a 500."""
+    client = Client()
+    client.force_login(world.operator)
+    for model in ("preauthorization", "order"):
+        assert client.get(reverse(f"admin:payments_{model}_add")).status_code == 403

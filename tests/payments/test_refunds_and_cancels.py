@@ -7,7 +7,9 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.core.models import IdempotencyRecord
-from apps.payments.models import Order, Refund
+from apps.core.money import Money
+from apps.payments.models import Order, Payment, Refund
+from apps.payments.services import payment_notified
 from tests.payments.test_orders import _order
 from tests.superapps.test_client_against_sandbox import _pay_at_cashier
 
@@ -91,3 +93,21 @@ def test_concurrent_refunds_never_exceed_what_was_paid(world, api, shop):
         statuses = sorted(pool.map(refund_all, range(4)))
     assert statuses == [201, 400, 400, 400]
     assert sum(Refund.objects.unscoped().filter(order__public_id=order_id).values_list("amount", flat=True)) == 1000
+
+
+def test_the_wallet_repeating_that_a_refunded_order_was_paid_changes_nothing_and_is_no_anomaly(world, api, shop):
+    """A late or repeated success notice about a payment whose order has since been partly refunded is old
+    news, not a contradiction: the refund stands and no anomaly is recorded."""
+    order_id, client = _paid_order(api, world)
+    client.post(f"/api/v1/orders/{order_id}/refunds", {"amount": 400}, format="json")
+    payment = Payment.objects.unscoped().select_related("order").get(order__public_id=order_id)
+    effect = payment_notified(
+        payment=payment,
+        succeeded=True,
+        amount=Money(payment.amount, payment.order.currency),
+        wallet_payment_id=payment.wallet_payment_id,
+        source="wallet_notification",
+    )
+    assert not effect.anomaly
+    order = client.get(f"/api/v1/orders/{order_id}").json()
+    assert (order["status"], order["refunded_amount"]) == ("partially_refunded", 400)

@@ -1,15 +1,20 @@
 """One error envelope for every API error: ``{"error": {"type", "code", "message", "attr", "request_id"}}``.
 
 DRF's own exceptions, Django's 404, our ``ApplicationError`` family and even unhandled failures (via the
-project's ``handler404``/``handler500`` for ``/api/`` paths) all leave through here.
+project's ``handler404``/``handler500`` for ``/api/`` paths) all leave through here. A database that cannot
+be reached (a connection reset, a server restarting) is a 503 with ``Retry-After``, not a 500: the request
+may be sent again, with its ``Idempotency-Key`` if it had one.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -22,6 +27,12 @@ from apps.core.errors import (
     RateLimitedError,
     error_body,
 )
+
+logger = logging.getLogger(__name__)
+
+#: What the database driver raises when the connection is lost, refused or closed under the request.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 # DRF exception class -> (type, our code) for the errors the framework raises itself.
 _FRAMEWORK_ERRORS: dict[type[exceptions.APIException], tuple[str, str]] = {
@@ -70,7 +81,8 @@ def _validation_response(exc: exceptions.ValidationError) -> Response:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    if isinstance(exc, Http404):
+    if isinstance(exc, Http404 | ObjectDoesNotExist):
+        # A tenant-scoped lookup that finds nothing is "not yours or not there", whichever layer hid the row.
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -92,6 +104,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         set_rollback()
         return _validation_response(exc)
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        logger.warning("database unavailable during %s", context["request"].path, exc_info=exc)
+        return _database_unavailable(Response)
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug: Django's handler500 renders the envelope and the error is logged
 
@@ -115,7 +130,23 @@ def json_not_found(message: str = "No such endpoint. See /api/v1/docs/ for the r
     return JsonResponse(body, status=404)
 
 
+def _database_unavailable(response_class: type[Response] | type[JsonResponse]) -> Response | JsonResponse:
+    body = error_body(
+        type="api_error",
+        code="server.database_unavailable",
+        message=(
+            "The service lost its database connection; retry after the seconds in Retry-After "
+            "(with the same Idempotency-Key for a POST)."
+        ),
+    )
+    return response_class(body, status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
 def json_server_error() -> JsonResponse:
+    """``handler500`` for ``/api/``. It runs while Django handles the uncaught exception, so a database lost
+    where no view could answer for it (after the view, while its response is stored) is a 503 here too."""
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        return _database_unavailable(JsonResponse)
     body = error_body(
         type="api_error",
         code="server.internal_error",

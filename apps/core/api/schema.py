@@ -1,5 +1,6 @@
-"""OpenAPI additions every operation shares: the ``Merchant-Id`` header and the error envelope, and on every
-POST of the tenant API the ``Idempotency-Key`` header."""
+"""OpenAPI additions every operation shares: the ``Merchant-Id`` header and the error envelope with every status
+the base view can answer (``TenantApiView``, the exception handler), and on every POST of the tenant API the
+``Idempotency-Key`` header."""
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -9,20 +10,47 @@ from apps.core.api.views import TenantApiView
 from apps.core.tenancy import PrincipalKind
 
 
+class ErrorDetailSerializer(serializers.Serializer):
+    attr = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
 class ErrorSerializer(serializers.Serializer):
     type = serializers.CharField(help_text="invalid_request, authentication_error, not_found, …")
     code = serializers.CharField(help_text="Stable, namespaced code, e.g. `auth.api_key_revoked`.")
     message = serializers.CharField(help_text="What went wrong and what to fix.")
     attr = serializers.CharField(allow_null=True, help_text="The offending field, if any.")
     request_id = serializers.CharField()
+    details = ErrorDetailSerializer(
+        many=True, required=False, help_text="Invalid input only: every offending field, the first one above."
+    )
 
 
 class ErrorEnvelopeSerializer(serializers.Serializer):
     error = ErrorSerializer()
 
 
-_ERROR = OpenApiResponse(ErrorEnvelopeSerializer, description="Error envelope")
-_STANDARD_ERRORS = {"400": _ERROR, "401": _ERROR, "404": _ERROR, "429": _ERROR}
+def error_response(description: str) -> OpenApiResponse:
+    """An error status an operation answers with the error envelope, and when it does."""
+    return OpenApiResponse(ErrorEnvelopeSerializer, description=description)
+
+
+# Any request can be answered with these.
+_STANDARD_ERRORS = {
+    "400": error_response("Invalid input (`validation.*` or the operation's own code; `attr` names the field)."),
+    "401": error_response("No credential, or one that is malformed, unknown, revoked or expired."),
+    "403": error_response("A credential of a kind this operation does not serve."),
+    "404": error_response("Nothing of that id within the credential's scope."),
+    "406": error_response("The Accept header asks for another media type than JSON."),
+    "429": error_response("Too many requests (or failed authentications); wait for `Retry-After` seconds."),
+    "503": error_response("The service cannot reach its database just now; retry after `Retry-After` seconds."),
+}
+# A request that sends a body can also be answered with these.
+_BODY_ERRORS = {
+    "413": error_response("The body is larger than this operation accepts."),
+    "415": error_response("The body's Content-Type is not one this operation reads."),
+}
 
 MERCHANT_ID_HEADER = OpenApiParameter(
     name="Merchant-Id",
@@ -35,6 +63,7 @@ IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
     name="Idempotency-Key",
     location=OpenApiParameter.HEADER,
     required=False,
+    pattern=r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$",  # what idempotency_key_parse accepts
     description=(
         "1-255 printable ASCII characters, unique per request (a UUID). Sent again with the same request within "
         "24 hours, it returns the first response, byte for byte, with `Idempotent-Replayed: true`; with another "
@@ -42,7 +71,12 @@ IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
         "`idempotency.request_in_flight`."
     ),
 )
-_IDEMPOTENCY_ERRORS = {"409": _ERROR, "422": _ERROR}
+_IDEMPOTENCY_ERRORS = {
+    "409": error_response(
+        "The first request with this Idempotency-Key is still running, or the object's state does not allow it."
+    ),
+    "422": error_response("The Idempotency-Key was sent with another request."),
+}
 
 
 class PlatformAutoSchema(AutoSchema):
@@ -59,7 +93,11 @@ class PlatformAutoSchema(AutoSchema):
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
-        errors = {**_STANDARD_ERRORS, **_IDEMPOTENCY_ERRORS} if self._is_idempotent_post() else _STANDARD_ERRORS
+        errors = dict(_STANDARD_ERRORS)
+        if self.method in ("POST", "PUT", "PATCH"):
+            errors.update(_BODY_ERRORS)
+        if self._is_idempotent_post():
+            errors.update(_IDEMPOTENCY_ERRORS)
         for code, response in errors.items():
             if code not in responses:
                 responses[code] = self._get_response_for_code(response, code, direction=direction)

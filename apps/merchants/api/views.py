@@ -3,8 +3,9 @@ from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from apps.core.api.schema import paginated
+from apps.core.api.schema import error_response, paginated
 from apps.core.api.views import TenantApiView
+from apps.core.errors import PermissionDeniedError
 from apps.core.tenancy import PrincipalKind
 from apps.merchants import selectors, services
 
@@ -42,6 +43,11 @@ class MerchantListApi(TenantApiView):
         tags=["merchants"],
     )
     def post(self, request):
+        if self.principal.merchant_id is not None:
+            raise PermissionDeniedError(
+                "merchants.onboarding_is_isv_level",
+                "Onboarding a merchant is the ISV's own act: send the request without Merchant-Id.",
+            )
         data = MerchantCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         isv = selectors.isv_acting(principal=self.principal)
@@ -66,7 +72,10 @@ class BusinessLicenseApi(TenantApiView):
     @extend_schema(
         operation_id="merchant_license_update",
         request={"multipart/form-data": BusinessLicenseSerializer},
-        responses=BusinessLicenseSerializer,
+        responses={
+            200: BusinessLicenseSerializer,
+            409: error_response("A super app is reviewing or has verified the license (`merchants.license_locked`)."),
+        },
         tags=["onboarding"],
     )
     def put(self, request):

@@ -84,8 +84,18 @@ class MiniProgramCreatedSerializer(MiniProgramOutputSerializer):
         return self.context["webhook_secret"]
 
 
+class SuperAppCodeField(serializers.SlugRelatedField):
+    """A super app by its code. Text no code holds (NUL, which PostgreSQL cannot even compare) is refused
+    before the lookup."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class MiniProgramCreateInputSerializer(StrictInputSerializer):
-    super_app = serializers.SlugRelatedField(
+    super_app = SuperAppCodeField(
         slug_field="code", queryset=SuperApp.objects.all(), help_text="The super app's code, e.g. 'sandbox'."
     )
     app_id = serializers.CharField(max_length=64, help_text="The appId the super app assigned.")

@@ -6,11 +6,11 @@ names the merchant, so ``Merchant-Id`` is optional there (with it, the scope nar
 object is always fetched before the body is read: another tenant's object is a 404, never a 400.
 """
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from apps.core.api.schema import ErrorEnvelopeSerializer, paginated
+from apps.core.api.schema import error_response, paginated
 from apps.core.api.views import API_KEY_PRINCIPALS, TenantApiView
 from apps.core.tenancy import PrincipalKind
 from apps.merchants import selectors as merchant_selectors
@@ -39,7 +39,7 @@ ISV_KEY_WRITES = frozenset({PrincipalKind.ISV_KEY})
 # A mini program's users browse the catalogue with their session.
 CATALOGUE_READERS = API_KEY_PRINCIPALS | {PrincipalKind.MINI_PROGRAM_USER}
 NO_STORE = {"Cache-Control": "no-store"}
-CONFLICT = OpenApiResponse(ErrorEnvelopeSerializer, description="The appId or SKU is taken.")
+CONFLICT = error_response("The appId or SKU is taken.")
 
 
 def _parse(serializer_class, data):

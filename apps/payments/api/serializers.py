@@ -1,4 +1,5 @@
 import json
+import re
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -25,13 +26,17 @@ class TradePaySerializer(serializers.Serializer):
     orderStr = serializers.CharField(required=False)
 
 
-def _contains_nul(value) -> bool:
+# What PostgreSQL's JSON cannot hold: NUL, and half of a UTF-16 surrogate pair (JSON's "\ud800" alone).
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def _contains_unstorable_text(value) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return _UNSTORABLE_CHARACTER.search(value) is not None
     if isinstance(value, dict):
-        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+        return any(_contains_unstorable_text(key) or _contains_unstorable_text(item) for key, item in value.items())
     if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
+        return any(_contains_unstorable_text(item) for item in value)
     return False
 
 
@@ -62,8 +67,10 @@ class OrderCreateInputSerializer(serializers.Serializer):
     def validate_metadata(self, value):
         if len(json.dumps(value)) > 2000:
             raise serializers.ValidationError("At most 2000 characters of JSON.", code="too_large")
-        if _contains_nul(value):  # PostgreSQL's JSON cannot hold NUL
-            raise serializers.ValidationError("Text must not contain NUL characters.", code="invalid")
+        if _contains_unstorable_text(value):
+            raise serializers.ValidationError(
+                "Text must not contain NUL characters or unpaired surrogates (U+D800 to U+DFFF).", code="invalid"
+            )
         return value
 
     def validate(self, data):

@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import status
 from rest_framework.response import Response
 
-from apps.core.api.schema import paginated
+from apps.core.api.schema import error_response, paginated
 from apps.core.api.views import API_KEY_PRINCIPALS, TenantApiView
 from apps.core.tenancy import PrincipalKind
 from apps.payments import preauthorizations, selectors, services
@@ -121,7 +121,18 @@ class OrderDetailApi(OrderApi):
 
 
 class OrderCancelApi(OrderApi):
-    @extend_schema(operation_id="orders_cancel", request=None, responses=OrderOutputSerializer, tags=["orders"])
+    @extend_schema(
+        operation_id="orders_cancel",
+        request=None,
+        responses={
+            200: OrderOutputSerializer,
+            503: error_response(
+                "The super app did not say whether the order was paid (`payments.cancel_outcome_unknown`), or the "
+                "database is out of reach; retry."
+            ),
+        },
+        tags=["orders"],
+    )
     def post(self, request, order_id: str):
         services.order_cancel(order=selectors.order_get(principal=self.principal, order_id=order_id))
         return self.order_response(order_id)
