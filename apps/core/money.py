@@ -69,7 +69,10 @@ class Money:
         """Parse a major-unit decimal string; extra decimals are an error, never rounded."""
         exponent = currency_exponent(currency)
         if not isinstance(amount, str) or not _MAJOR.match(amount):
-            raise ApplicationError("money.invalid_amount", f"Invalid amount {amount!r}: digits and a decimal point.")
+            raise ApplicationError(
+                "money.invalid_amount",
+                f"Invalid amount {amount!r}: write digits, with a decimal point if needed (12.50).",
+            )
         minor = Decimal(amount).scaleb(exponent, context=_EXACT)  # 36 digits at most: never rounded
         if minor != minor.to_integral_value():
             raise ApplicationError(
