@@ -91,6 +91,9 @@ def pytest_collection_modifyitems(config, items):
                 item.user_properties.append(("missing_service", reason))
             else:
                 item.add_marker(pytest.mark.skip(reason=reason))
+    # The reliability suite's long runs first: handed out last, one of them kept a worker busy for minutes
+    # after the other had finished everything else.
+    items.sort(key=lambda item: item.get_closest_marker("reliability") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
