@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.middleware.MetricsMiddleware",
     "apps.core.middleware.RejectNulBytesMiddleware",
     "apps.core.middleware.TenantScopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -337,9 +338,19 @@ LOGGING = {
     "filters": {"request_id": {"()": "apps.core.middleware.RequestIdLogFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        # One JSON object a line, for a log pipeline: the request id and the tenant the work was scoped to.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(isv_id)s %(merchant_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain"),
+            "filters": ["request_id"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # httpx logs every URL at INFO, and notification URLs carry their super app's callback token.
@@ -356,6 +367,8 @@ PREAUTHORIZATION_EXPIRY_WARNING_SECONDS = env.int("PREAUTHORIZATION_EXPIRY_WARNI
 # How long the evidence of each wallet call (request, answer, signature check) is kept for support.
 WALLET_EXCHANGE_RETENTION_DAYS = env.int("WALLET_EXCHANGE_RETENTION_DAYS", default=90)
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
+#: The bearer token a Prometheus scraper sends to GET /metrics; empty: the endpoint is off (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Where super apps reach this platform (notification URLs are built on it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")
 

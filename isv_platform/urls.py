@@ -23,6 +23,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_views.metrics_view, name="metrics"),
     path("admin/second-factor/", accounts_views.second_factor_setup, name="second-factor-setup"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

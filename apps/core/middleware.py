@@ -2,16 +2,18 @@
 
 import logging
 import re
+import time
 
 from django.http import HttpResponse, JsonResponse
 from ulid import ULID
 
-from apps.core import rls
+from apps.core import metrics, rls
 from apps.core.errors import error_body
 from apps.core.request_context import current_request_id, request_id_var
 
 # A caller's id is reused only if it is short and plain, so it cannot inject into logs or headers.
 _ACCEPTABLE_INBOUND_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestIdMiddleware:
@@ -33,9 +35,33 @@ class RequestIdMiddleware:
         return response
 
 
+class MetricsMiddleware:
+    """Counts every answer by route template (``api/v1/orders/<public_id:order_id>``, never the path with its
+    ids) for ``/metrics``; a request no route matched is ``unmatched``."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.monotonic()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        metrics.request_answered(
+            route=match.route if match else "unmatched",
+            method=request.method if request.method in _KNOWN_METHODS else "other",  # a client picks these
+            status=response.status_code,
+            seconds=time.monotonic() - started,
+        )
+        return response
+
+
 class RequestIdLogFilter(logging.Filter):
+    """Every log line carries the request id and the tenant (ISV and merchant ids) its work is scoped to."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_request_id()
+        scope = rls.current()
+        record.isv_id, record.merchant_id = scope.isv_id, scope.merchant_id
         return True
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from celery import current_app
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from apps.core import metrics
+from apps.core.api.errors import json_not_found
+from apps.core.errors import error_body
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +50,21 @@ def readyz(request) -> JsonResponse:
             checks[name] = "ok"
     ready = all(state == "ok" for state in checks.values())
     return JsonResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503)
+
+
+@require_GET
+def metrics_view(request) -> HttpResponse:
+    """Prometheus metrics for a scraper that sends ``Authorization: Bearer <METRICS_TOKEN>``; without a token
+    configured the endpoint does not exist (404)."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        return json_not_found("Metrics are off: set METRICS_TOKEN to serve them.")
+    sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not hmac.compare_digest(sent.encode(), token.encode()):
+        body = error_body(
+            type="authentication_error",
+            code="metrics.invalid_token",
+            message="Send Authorization: Bearer <METRICS_TOKEN>.",
+        )
+        return JsonResponse(body, status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

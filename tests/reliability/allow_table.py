@@ -58,6 +58,7 @@ PLATFORM: dict[str, dict[str, frozenset[Caller]]] = {
     "": dict.fromkeys(METHODS, EVERYONE),
     "healthz": {"GET": EVERYONE},
     "readyz": {"GET": EVERYONE},
+    "metrics": {"GET": NOBODY},  # the scraper holds METRICS_TOKEN, which none of these roles has
     "admin/second-factor/": {"GET": STAFF, "POST": STAFF},
     # --- onboarding: ISV keys write, keys acting for the merchant read ---
     "api/v1/merchant/license": {"GET": FOR_MERCHANT, "PUT": ISV_KEY_FOR_IT},

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from apps.core import metrics
+
 from .errors import ResponseSignatureError, WalletUnknownOutcome
 
 if TYPE_CHECKING:
@@ -129,7 +131,15 @@ def recorded(config: WalletConfig, operation: str, request: dict) -> Iterator[Ex
             exchange.signature_verified = False
         raise
     finally:
-        exchange.duration_ms = round((time.monotonic() - started) * 1000)
+        seconds = time.monotonic() - started
+        exchange.duration_ms = round(seconds * 1000)
+        metrics.wallet_call_made(
+            operation=operation,
+            result_status=exchange.result_status,
+            result_code=exchange.result_code,
+            error=bool(exchange.error),
+            seconds=seconds,
+        )
         _keep(config, exchange)
 
 
