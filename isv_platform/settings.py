@@ -220,7 +220,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(VAR_DIR) / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(Path(VAR_DIR) / "staticfiles")))  # an image sets its own
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -1,0 +1,84 @@
+"""What CI can check of deploy/ without a container engine: the compose file parses and wires every process
+with its health check, a worker for every queue and one beat; the Dockerfile is multi-stage, runs as a user
+and checks its health; the entry point knows each process kind."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+
+from apps.core.metrics import QUEUES
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.fixture(scope="module")
+def services() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+
+
+def test_compose_runs_every_process_kind(services):
+    assert {"postgres", "redis", "migrate", "web", "beat"} <= set(services)
+    for kind in ("migrate", "web", "beat"):
+        assert services[kind]["command"] == [kind]
+
+
+def test_every_queue_has_a_worker(services):
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} | {settings.CELERY_TASK_DEFAULT_QUEUE}
+    assert routed <= set(QUEUES)
+    served = {
+        queue
+        for service in services.values()
+        if service.get("command") == ["worker"]
+        for queue in service["environment"]["WORKER_QUEUES"].split(",")
+    }
+    assert served == set(QUEUES)
+
+
+def test_long_running_processes_have_health_checks_and_start_after_the_migration(services):
+    for name, service in services.items():
+        if name == "migrate":
+            assert service["restart"] == "no"
+            continue
+        assert "healthcheck" in service, f"{name} has no health check"
+        if service.get("build"):
+            assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+    assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert services["beat"]["deploy"]["replicas"] == 1
+
+
+def test_compose_holds_no_secret(services):
+    for name, service in services.items():
+        for key, value in (service.get("environment") or {}).items():
+            if re.search(r"PASSWORD|SECRET|KEY|TOKEN", key) or "postgres://" in str(value):
+                assert re.search(r"\$\{[A-Z_]+:\?", str(value)), f"{name}.{key} must come from deploy/.env"
+        assert service.get("env_file", [".env"]) == [".env"]
+
+
+def test_the_dockerfile_is_multi_stage_and_runs_as_a_user():
+    lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()]
+    stages = [index for index, line in enumerate(lines) if line.startswith("FROM ")]
+    assert len(stages) >= 2
+    final = lines[stages[-1] :]
+    user = next(line for line in final if line.startswith("USER "))
+    assert user.split()[1].split(":")[0] not in {"0", "root"}
+    assert any(line.startswith("HEALTHCHECK") for line in final)
+    assert 'ENTRYPOINT ["/app/deploy/entrypoint.sh"]' in final
+    assert any("slim" in line for line in lines if line.startswith("FROM "))
+
+
+def test_the_entry_point_knows_each_process_kind():
+    entrypoint = DEPLOY / "entrypoint.sh"
+    assert os.access(entrypoint, os.X_OK)
+    subprocess.run(["/bin/sh", "-n", str(entrypoint)], check=True)  # noqa: S603 - our own file
+    text = entrypoint.read_text()
+    for kind in ("web", "worker", "beat", "migrate"):
+        assert re.search(rf"^\s+{kind}\)", text, re.MULTILINE), kind
+    assert "deploy/gunicorn.conf.py" in text
+    compile((DEPLOY / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec")
