@@ -82,3 +82,83 @@ def test_the_entry_point_knows_each_process_kind():
         assert re.search(rf"^\s+{kind}\)", text, re.MULTILINE), kind
     assert "deploy/gunicorn.conf.py" in text
     compile((DEPLOY / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec")
+
+
+# --- Kubernetes ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict]:
+    return [
+        document
+        for path in sorted((DEPLOY / "k8s").glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    ]
+
+
+def _of_kind(manifests: list[dict], kind: str) -> dict[str, dict]:
+    return {document["metadata"]["name"]: document for document in manifests if document["kind"] == kind}
+
+
+def test_every_pod_runs_the_image_as_a_user_with_its_settings_and_bounded_memory(manifests):
+    workloads = {**_of_kind(manifests, "Deployment"), **_of_kind(manifests, "Job")}
+    assert workloads
+    for name, workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        for container in pod["containers"]:
+            assert container["image"].startswith("isv-platform:"), name
+            assert container["args"][0] in {"web", "worker", "beat", "migrate"}, name
+            assert {"configMapRef", "secretRef"} <= {key for source in container["envFrom"] for key in source}, name
+            assert container["resources"]["requests"], name
+            assert container["resources"]["limits"]["memory"], name
+
+
+def test_web_is_probed_on_its_health_endpoints_and_scales_on_cpu(manifests):
+    [web] = [
+        d
+        for d in _of_kind(manifests, "Deployment").values()
+        if d["spec"]["template"]["spec"]["containers"][0]["args"] == ["web"]
+    ]
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    autoscalers = _of_kind(manifests, "HorizontalPodAutoscaler")
+    assert autoscalers[web["metadata"]["name"]]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def test_every_queue_has_workers_that_scale_on_its_depth(manifests):
+    autoscalers = _of_kind(manifests, "HorizontalPodAutoscaler")
+    served = set()
+    for name, deployment in _of_kind(manifests, "Deployment").items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        if container["args"] != ["worker"]:
+            continue
+        queues = next(item["value"] for item in container["env"] if item["name"] == "WORKER_QUEUES").split(",")
+        served |= set(queues)
+        assert "livenessProbe" in container, name
+        [metric] = autoscalers[name]["spec"]["metrics"]
+        assert metric["external"]["metric"]["name"] == "isv_queue_depth"
+        assert metric["external"]["metric"]["selector"]["matchLabels"]["queue"] in queues
+    assert served == set(QUEUES)
+
+
+def test_exactly_one_beat_and_a_migration_job(manifests):
+    [beat] = [
+        d
+        for d in _of_kind(manifests, "Deployment").values()
+        if d["spec"]["template"]["spec"]["containers"][0]["args"] == ["beat"]
+    ]
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"]["type"] == "Recreate"
+    assert beat["metadata"]["name"] not in _of_kind(manifests, "HorizontalPodAutoscaler")
+    [job] = _of_kind(manifests, "Job").values()
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+
+
+def test_the_secret_is_a_template_with_no_value_in_it(manifests):
+    [secret] = _of_kind(manifests, "Secret").values()
+    assert secret["stringData"]
+    for key, value in secret["stringData"].items():
+        assert re.search(r"<[^>]+>", value), f"{key} holds a value; the template must hold placeholders only"
