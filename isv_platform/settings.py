@@ -369,6 +369,14 @@ WALLET_EXCHANGE_RETENTION_DAYS = env.int("WALLET_EXCHANGE_RETENTION_DAYS", defau
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 #: The bearer token a Prometheus scraper sends to GET /metrics; empty: the endpoint is off (404).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+#: Unhandled errors are reported to Sentry when set (isv_platform/error_tracking.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from .error_tracking import start as start_error_tracking
+
+    start_error_tracking(
+        dsn=SENTRY_DSN, environment=ISV_ENV, traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+    )
 # Where super apps reach this platform (notification URLs are built on it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")
 
