@@ -162,3 +162,9 @@ def test_the_secret_is_a_template_with_no_value_in_it(manifests):
     assert secret["stringData"]
     for key, value in secret["stringData"].items():
         assert re.search(r"<[^>]+>", value), f"{key} holds a value; the template must hold placeholders only"
+
+
+def test_the_build_context_leaves_out_secrets_and_local_state():
+    """deploy/.env holds the compose secrets and var/ the development ones: neither may reach an image."""
+    ignored = (DEPLOY.parent / ".dockerignore").read_text().split()
+    assert {"**/.env", "var/", ".venv/", ".git/"} <= set(ignored)
