@@ -65,11 +65,14 @@ bench-reconcile: install ; $(BIN)/python bench/reconcile.py $(BENCH_ARGS)
 bench-admin: install ; $(BIN)/python bench/admin.py $(BENCH_ARGS)
 bench-rls: install ; $(BIN)/python bench/rls.py $(BENCH_ARGS)
 
-## lint: ruff, formatting, and no missing migrations
+## lint: ruff, formatting, no missing migrations, the Dockerfile (hadolint) and the Kubernetes manifests against
+## their schemas (offline)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/hadolint deploy/Dockerfile
+	$(BIN)/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
 
 format: install
 	$(BIN)/ruff check --fix .
