@@ -46,7 +46,12 @@ class PublicIdFactory:
         return hash(self.prefix)
 
 
-def public_id_field(prefix: str) -> models.CharField:
+def public_id_field(prefix: str, *, unique: bool = True) -> models.CharField:
+    """``unique=False`` for distributed tables, which declare ``unique_per_merchant("public_id")`` instead."""
     return models.CharField(
-        max_length=PUBLIC_ID_MAX_LENGTH, unique=True, editable=False, default=PublicIdFactory(prefix)
+        max_length=PUBLIC_ID_MAX_LENGTH,
+        unique=unique,
+        db_index=not unique,
+        editable=False,
+        default=PublicIdFactory(prefix),
     )

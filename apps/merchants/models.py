@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.core.crypto import EncryptedFields
+from apps.core.distribution import MerchantForeignKey, unique_per_merchant
 from apps.core.ids import public_id_field
 from apps.core.models import TimeStampedModel
 from apps.core.tenancy import TenantFields, TenantOwnedModel
@@ -132,7 +133,7 @@ class BusinessLicense(TenantOwnedModel, TimeStampedModel):
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id")
 
-    public_id = public_id_field("lic")
+    public_id = public_id_field("lic", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.OneToOneField(Merchant, on_delete=models.PROTECT, related_name="business_license")
     legal_name = models.CharField(max_length=200)
@@ -148,6 +149,9 @@ class BusinessLicense(TenantOwnedModel, TimeStampedModel):
     contact_name = models.CharField(max_length=200)
     contact_email = models.EmailField()
     contact_phone = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        constraints = unique_per_merchant("business_license", "public_id")
 
     def __str__(self) -> str:
         return f"{self.legal_name} ({self.registration_no})"
@@ -190,7 +194,7 @@ class Registration(TenantOwnedModel, TimeStampedModel):
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id")
 
-    public_id = public_id_field("reg")
+    public_id = public_id_field("reg", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="registrations")
     super_app = models.ForeignKey("superapps.SuperApp", on_delete=models.PROTECT, related_name="registrations")
@@ -207,6 +211,7 @@ class Registration(TenantOwnedModel, TimeStampedModel):
             models.UniqueConstraint(
                 fields=["merchant", "super_app"], name="one_registration_per_merchant_and_super_app"
             ),
+            *unique_per_merchant("registration", "public_id"),
         ]
         indexes = [models.Index(fields=["status", "next_poll_at"], name="registration_poll_idx")]
 
@@ -219,10 +224,10 @@ class RegistrationEvent(TenantOwnedModel):
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id")
 
-    public_id = public_id_field("rge")
+    public_id = public_id_field("rge", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    registration = models.ForeignKey(Registration, on_delete=models.PROTECT, related_name="events")
+    registration = MerchantForeignKey(Registration, on_delete=models.PROTECT, related_name="events")
     from_status = models.CharField(max_length=20, choices=RegistrationStatus.choices)
     to_status = models.CharField(max_length=20, choices=RegistrationStatus.choices)
     source = models.CharField(max_length=20, help_text="staff, api, wallet_notification, wallet_poll, system")
@@ -233,6 +238,7 @@ class RegistrationEvent(TenantOwnedModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = unique_per_merchant("registration_event", "public_id")
         indexes = [models.Index(fields=["registration", "created_at"], name="registration_event_idx")]
 
     def __str__(self) -> str:

@@ -3,6 +3,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from apps.core.crypto import EncryptedFields
+from apps.core.distribution import unique_per_merchant
 from apps.core.ids import public_id_field
 from apps.core.models import TimeStampedModel
 from apps.core.tenancy import TenantFields, TenantOwnedModel
@@ -103,7 +104,7 @@ class Product(TenantOwnedModel, TimeStampedModel):
     # The catalogue is what a mini program shows its users: their sessions may read it.
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id", readable_by_users=True)
 
-    public_id = public_id_field("prod")
+    public_id = public_id_field("prod", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="products")
     sku = models.CharField("SKU", max_length=64, validators=[validate_sku])
@@ -116,7 +117,10 @@ class Product(TenantOwnedModel, TimeStampedModel):
     active = models.BooleanField(default=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["merchant", "sku"], name="product_sku_unique_per_merchant")]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "sku"], name="product_sku_unique_per_merchant"),
+            *unique_per_merchant("product", "public_id"),
+        ]
         indexes = [models.Index(fields=["merchant", "public_id"], name="product_merchant_idx")]
 
     def __str__(self) -> str:

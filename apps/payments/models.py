@@ -7,6 +7,7 @@ appends a ``PaymentEvent``.
 
 from django.db import models
 
+from apps.core.distribution import MerchantForeignKey, MerchantOneToOneField, unique_per_merchant
 from apps.core.ids import public_id_field
 from apps.core.models import TimeStampedModel
 from apps.core.tenancy import TenantFields, TenantOwnedModel
@@ -39,11 +40,11 @@ class Order(TenantOwnedModel, TimeStampedModel):
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id", wallet_user="wallet_user_id")
 
-    public_id = public_id_field("ord")
+    public_id = public_id_field("ord", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="orders")
     mini_program = models.ForeignKey(MiniProgram, on_delete=models.PROTECT, related_name="orders")
-    wallet_user = models.ForeignKey(
+    wallet_user = MerchantForeignKey(
         WalletUser,
         on_delete=models.PROTECT,
         null=True,
@@ -73,6 +74,7 @@ class Order(TenantOwnedModel, TimeStampedModel):
                 condition=models.Q(reference__isnull=False),
                 name="order_reference_unique_per_merchant",
             ),
+            *unique_per_merchant("order", "public_id"),
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="order_amount_positive"),
             models.CheckConstraint(
                 condition=models.Q(paid_amount__gte=0, paid_amount__lte=models.F("amount")),
@@ -118,17 +120,17 @@ class Payment(TenantOwnedModel, TimeStampedModel):
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id", wallet_user="order__wallet_user_id")
 
-    public_id = public_id_field("pay")
+    public_id = public_id_field("pay", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    order = MerchantForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
     payment_request_id = models.CharField(
         max_length=64,
-        unique=True,
+        db_index=True,
         help_text="paymentRequestId; out_trade_no of an orderStr payment or a capture; captureRequestId.",
     )
     amount = models.BigIntegerField(help_text="The order's amount; a capture's own.")
-    pre_authorization = models.ForeignKey(
+    pre_authorization = MerchantForeignKey(
         "PreAuthorization",
         on_delete=models.PROTECT,
         null=True,
@@ -146,7 +148,10 @@ class Payment(TenantOwnedModel, TimeStampedModel):
     next_inquiry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive"),
+            *unique_per_merchant("payment", "public_id", "payment_request_id"),
+        ]
         indexes = [
             models.Index(fields=["status", "next_inquiry_at"], name="payment_inquiry_idx"),
             models.Index(fields=["wallet_payment_id"], name="payment_wallet_id_idx"),
@@ -161,13 +166,13 @@ class PaymentEvent(TenantOwnedModel):
 
     tenant_fields = MERCHANT_OWNED
 
-    public_id = public_id_field("evt")
+    public_id = public_id_field("evt", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
-    refund = models.ForeignKey("Refund", on_delete=models.PROTECT, null=True, blank=True, related_name="events")
-    pre_authorization = models.ForeignKey(
+    order = MerchantForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    payment = MerchantForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
+    refund = MerchantForeignKey("Refund", on_delete=models.PROTECT, null=True, blank=True, related_name="events")
+    pre_authorization = MerchantForeignKey(
         "PreAuthorization", on_delete=models.PROTECT, null=True, blank=True, related_name="events"
     )
     subject = models.CharField(
@@ -180,6 +185,7 @@ class PaymentEvent(TenantOwnedModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = unique_per_merchant("payment_event", "public_id")
         indexes = [models.Index(fields=["order", "created_at"], name="payment_event_order_idx")]
 
     def __str__(self) -> str:
@@ -197,12 +203,12 @@ class Refund(TenantOwnedModel, TimeStampedModel):
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id", wallet_user="order__wallet_user_id")
 
-    public_id = public_id_field("ref")
+    public_id = public_id_field("ref", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
-    refund_request_id = models.CharField(max_length=64, unique=True)
+    order = MerchantForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    payment = MerchantForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    refund_request_id = models.CharField(max_length=64, db_index=True)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=256, blank=True)
@@ -212,7 +218,10 @@ class Refund(TenantOwnedModel, TimeStampedModel):
     next_inquiry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive"),
+            *unique_per_merchant("refund", "public_id", "refund_request_id"),
+        ]
         indexes = [
             models.Index(fields=["status", "next_inquiry_at"], name="refund_inquiry_idx"),
             models.Index(fields=["wallet_refund_id"], name="refund_wallet_id_idx"),
@@ -243,13 +252,13 @@ class PreAuthorization(TenantOwnedModel, TimeStampedModel):
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id", wallet_user="order__wallet_user_id")
 
-    public_id = public_id_field("pau")
+    public_id = public_id_field("pau", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="pre_authorization")
+    order = MerchantOneToOneField(Order, on_delete=models.PROTECT, related_name="pre_authorization")
     trade_pay_mode = models.CharField(max_length=20, choices=TradePayMode.choices)
-    out_order_no = models.CharField(max_length=64, unique=True)
-    out_request_no = models.CharField(max_length=64, unique=True, help_text="The freeze operation's request no.")
+    out_order_no = models.CharField(max_length=64, db_index=True)
+    out_request_no = models.CharField(max_length=64, db_index=True, help_text="The freeze operation's request no.")
     auth_no = models.CharField(max_length=64, blank=True, help_text="The wallet's auth_no (or paymentId).")
     amount = models.BigIntegerField(help_text="Asked to freeze.")
     currency = models.CharField(max_length=3)
@@ -277,6 +286,7 @@ class PreAuthorization(TenantOwnedModel, TimeStampedModel):
                 ),
                 name="preauthorization_within_frozen",
             ),
+            *unique_per_merchant("preauthorization", "public_id", "order", "out_order_no", "out_request_no"),
         ]
         indexes = [
             models.Index(fields=["merchant", "-public_id"], name="preauth_merchant_list_idx"),
@@ -307,12 +317,12 @@ class PreAuthorizationRelease(TenantOwnedModel, TimeStampedModel):
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id", wallet_user="order__wallet_user_id")
 
-    public_id = public_id_field("rel")
+    public_id = public_id_field("rel", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
-    pre_authorization = models.ForeignKey(PreAuthorization, on_delete=models.PROTECT, related_name="releases")
-    out_request_no = models.CharField(max_length=64, unique=True)
+    order = MerchantForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    pre_authorization = MerchantForeignKey(PreAuthorization, on_delete=models.PROTECT, related_name="releases")
+    out_request_no = models.CharField(max_length=64, db_index=True)
     amount = models.BigIntegerField()
     reason = models.CharField(max_length=256, blank=True)
     status = models.CharField(max_length=20, choices=ReleaseStatus.choices, default=ReleaseStatus.PROCESSING)
@@ -321,7 +331,10 @@ class PreAuthorizationRelease(TenantOwnedModel, TimeStampedModel):
     next_inquiry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="release_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="release_amount_positive"),
+            *unique_per_merchant("release", "public_id", "out_request_no"),
+        ]
         indexes = [models.Index(fields=["status", "next_inquiry_at"], name="release_inquiry_idx")]
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.core.distribution import MerchantForeignKey
 from apps.core.ids import public_id_field
 from apps.core.models import TimeStampedModel
 from apps.core.tenancy import TenantFields, TenantOwnedModel
@@ -125,7 +126,7 @@ class SettlementLine(TenantOwnedModel):
     net = models.BigIntegerField()
     transaction_time = models.DateTimeField()
     # Linked while loading (our request ids), then by the wallet's ids for what those did not find.
-    payment = models.ForeignKey(
+    payment = MerchantForeignKey(
         "payments.Payment",
         on_delete=models.DO_NOTHING,
         null=True,
@@ -133,7 +134,7 @@ class SettlementLine(TenantOwnedModel):
         db_index=False,
         db_constraint=False,
     )
-    refund = models.ForeignKey(
+    refund = MerchantForeignKey(
         "payments.Refund", on_delete=models.DO_NOTHING, null=True, related_name="+", db_index=False, db_constraint=False
     )
     duplicate = models.BooleanField(default=False)
@@ -172,8 +173,8 @@ class Discrepancy(TenantOwnedModel, TimeStampedModel):
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     reason = models.CharField(max_length=30, choices=Reason.choices)
     line_no = models.PositiveIntegerField(null=True, blank=True, help_text="The file's line, if it has one.")
-    payment = models.ForeignKey("payments.Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    refund = models.ForeignKey("payments.Refund", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payment = MerchantForeignKey("payments.Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    refund = MerchantForeignKey("payments.Refund", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     wallet = models.JSONField(default=dict, blank=True, help_text="The file's line as read.")
     platform = models.JSONField(default=dict, blank=True, help_text="The ledger's row at the time of the run.")
     status = models.CharField(max_length=20, choices=DiscrepancyStatus.choices, default=DiscrepancyStatus.OPEN)

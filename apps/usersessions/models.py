@@ -8,6 +8,7 @@ merchant's catalogue and that user's own orders, nothing else (see ``TenantField
 from django.db import models
 
 from apps.core.crypto import EncryptedFields
+from apps.core.distribution import MerchantForeignKey, unique_per_merchant
 from apps.core.ids import public_id_field
 from apps.core.models import TimeStampedModel
 from apps.core.tenancy import TenantFields, TenantOwnedModel
@@ -22,7 +23,7 @@ class WalletUser(EncryptedFields, TenantOwnedModel, TimeStampedModel):
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id", wallet_user="id")
     encrypted_fields = ("access_token_ciphertext", "refresh_token_ciphertext")
 
-    public_id = public_id_field("wu")
+    public_id = public_id_field("wu", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
     mini_program = models.ForeignKey(MiniProgram, on_delete=models.PROTECT, related_name="wallet_users")
@@ -35,7 +36,8 @@ class WalletUser(EncryptedFields, TenantOwnedModel, TimeStampedModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["merchant", "mini_program", "customer_id"], name="wallet_user_unique_per_mini_program"
-            )
+            ),
+            *unique_per_merchant("wallet_user", "public_id"),
         ]
 
     def __str__(self) -> str:
@@ -47,16 +49,17 @@ class UserSession(TenantOwnedModel):
 
     tenant_fields = TenantFields(isv="isv_id", merchant="merchant_id", wallet_user="wallet_user_id")
 
-    public_id = public_id_field("uss")
+    public_id = public_id_field("uss", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
     mini_program = models.ForeignKey(MiniProgram, on_delete=models.PROTECT, related_name="+")
-    wallet_user = models.ForeignKey(WalletUser, on_delete=models.CASCADE, related_name="sessions")
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    wallet_user = MerchantForeignKey(WalletUser, on_delete=models.CASCADE, related_name="sessions")
+    token_hash = models.CharField(max_length=64, db_index=True, editable=False)
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = unique_per_merchant("user_session", "public_id", "token_hash")
         indexes = [models.Index(fields=["expires_at"], name="user_session_expiry_idx")]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.fields.json import KeyTransform
 
+from apps.core.distribution import MerchantForeignKey, unique_per_merchant
 from apps.core.ids import public_id_field
 from apps.core.tenancy import TenantFields, TenantOwnedModel
 from apps.merchants.models import Isv, Merchant
@@ -42,7 +43,7 @@ class WebhookEvent(TenantOwnedModel):
 
     tenant_fields = MERCHANT_OWNED
 
-    public_id = public_id_field("whe")
+    public_id = public_id_field("whe", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
     mini_program = models.ForeignKey(
@@ -58,6 +59,7 @@ class WebhookEvent(TenantOwnedModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = unique_per_merchant("webhook_event", "public_id")
         indexes = [
             models.Index(fields=["merchant", "-created_at"], name="webhook_event_merchant_idx"),
             # An order's timeline finds its events by the order they name (``data.id`` or ``data.order``).
@@ -86,10 +88,10 @@ class WebhookDelivery(TenantOwnedModel):
 
     tenant_fields = MERCHANT_OWNED
 
-    public_id = public_id_field("whd")
+    public_id = public_id_field("whd", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    event = models.ForeignKey(WebhookEvent, on_delete=models.PROTECT, related_name="deliveries")
+    event = MerchantForeignKey(WebhookEvent, on_delete=models.PROTECT, related_name="deliveries")
     mini_program = models.ForeignKey(
         MiniProgram, on_delete=models.PROTECT, related_name="+", help_text="Whose webhook secret signs it."
     )
@@ -99,13 +101,14 @@ class WebhookDelivery(TenantOwnedModel):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    replay_of = models.ForeignKey(
+    replay_of = MerchantForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replays", editable=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name_plural = "webhook deliveries"
+        constraints = unique_per_merchant("webhook_delivery", "public_id")
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due_idx"),
             models.Index(fields=["merchant", "status"], name="webhook_delivery_merchant_idx"),
@@ -122,10 +125,10 @@ class WebhookAttempt(TenantOwnedModel):
 
     tenant_fields = MERCHANT_OWNED
 
-    public_id = public_id_field("wha")
+    public_id = public_id_field("wha", unique=False)
     isv = models.ForeignKey(Isv, on_delete=models.PROTECT, related_name="+")
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.PROTECT, related_name="attempts")
+    delivery = MerchantForeignKey(WebhookDelivery, on_delete=models.PROTECT, related_name="attempts")
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -133,6 +136,7 @@ class WebhookAttempt(TenantOwnedModel):
     response_excerpt = models.TextField(blank=True)
 
     class Meta:
+        constraints = unique_per_merchant("webhook_attempt", "public_id")
         indexes = [models.Index(fields=["delivery", "started_at"], name="webhook_attempt_delivery_idx")]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ def drain_inbox() -> int:
     waiting = list(
         InboundNotification.objects.unscoped()
         .filter(status__in=[NotificationStatus.RECEIVED, NotificationStatus.PARKED])
+        .order_by("received_at", "pk")  # as they arrived, like the worker's queue
         .values_list("pk", flat=True)
     )
     for pk in waiting:

@@ -1,5 +1,6 @@
 """What CI can check of deploy/ without a container engine: the compose file parses and wires every process
-with its health check, a worker for every queue and one beat; the Dockerfile is multi-stage, runs as a user
+with its health check, a worker for every queue and one beat, and its Citus variant distributes the tables
+before anything runs; the Dockerfile is multi-stage, runs as a user
 and checks its health; the entry point knows each process kind."""
 
 from __future__ import annotations
@@ -54,11 +55,35 @@ def test_long_running_processes_have_health_checks_and_start_after_the_migration
 
 
 def test_compose_holds_no_secret(services):
+    _assert_no_secret(services)
+
+
+def _assert_no_secret(services: dict) -> None:
     for name, service in services.items():
         for key, value in (service.get("environment") or {}).items():
             if re.search(r"PASSWORD|SECRET|KEY|TOKEN", key) or "postgres://" in str(value):
                 assert re.search(r"\$\{[A-Z_]+:\?", str(value)), f"{name}.{key} must come from deploy/.env"
         assert service.get("env_file", [".env"]) == [".env"]
+
+
+def test_the_citus_variant_distributes_after_the_migration_and_before_anything_runs(services):
+    citus = yaml.safe_load((DEPLOY / "compose.citus.yaml").read_text())["services"]
+    assert set(citus) - {"citus-worker-1", "citus-worker-2", "distribute"} <= set(services)  # it only overrides
+    assert citus["postgres"]["image"].startswith("citusdata/citus:")
+    workers = [name for name in citus if name.startswith("citus-worker-")]
+    assert len(workers) == 2
+    for worker in workers:
+        assert citus[worker]["image"] == citus["postgres"]["image"]
+        assert "healthcheck" in citus[worker]
+        assert citus["migrate"]["depends_on"][worker] == {"condition": "service_healthy"}
+    command = citus["distribute"]["command"]
+    assert command[:3] == ["python", "manage.py", "citus_distribute"]
+    assert {f"--worker={worker}" for worker in workers} <= set(command)
+    assert citus["distribute"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    for name, service in services.items():
+        if service.get("build") and name != "migrate":
+            assert citus[name]["depends_on"]["distribute"] == {"condition": "service_completed_successfully"}, name
+    _assert_no_secret(citus)
 
 
 def test_the_dockerfile_is_multi_stage_and_runs_as_a_user():

@@ -137,7 +137,7 @@ def test_capture_in_part_then_the_rest_completes(world, merchant, wallet, rental
     assert merchant.get(f"/api/v1/orders/{body['order']}").json()["paid_amount"] == 5000
     assert _wallet_totals(rest) == (5000, 0)
     subjects = PaymentEvent.objects.unscoped().filter(order__public_id=body["order"])
-    assert list(subjects.filter(subject="preauthorization").values_list("to_status", flat=True)) == [
+    assert list(subjects.filter(subject="preauthorization").order_by("pk").values_list("to_status", flat=True)) == [
         "authorized",
         "partially_captured",
         "completed",

@@ -14,12 +14,23 @@ from django.db.backends.postgresql import base
 from psycopg import sql as sql_text
 
 from apps.core import rls
+from apps.core.distribution import PLACEMENTS, Placement
 
 # The values are quoted as literals: several statements in one round trip take no parameters.
 _BEGIN_AND_APPLY = sql_text.SQL("BEGIN; " + rls.APPLY_SQL.replace("%s", "{}"))
 
 
+class DatabaseFeatures(base.DatabaseFeatures):
+    def allows_group_by_selected_pks_on_model(self, model) -> bool:
+        """Not for distributed tables: their key becomes ``(merchant_id, id)`` (``citus_distribute``), and
+        ``id`` alone then no longer determines the row's other columns in a GROUP BY."""
+        distributed = PLACEMENTS.get(model._meta.label) == Placement.DISTRIBUTED
+        return super().allows_group_by_selected_pks_on_model(model) and not distributed
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    features_class = DatabaseFeatures
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._rls_applied: tuple | None = None
