@@ -2,6 +2,10 @@
 # One entry point per process kind; anything else runs as given (e.g. `manage.py createsuperuser`).
 set -eu
 kind="${1:-web}"
+if [ "$kind" = worker ] && [ "${WORKER_METRICS_PORT:-0}" != 0 ]; then
+  # The pool processes count into files that the worker's metrics server adds up.
+  export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/worker-metrics}"
+fi
 if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
   # prometheus_client's multiprocess mode needs the directory, emptied of an earlier run's files.
   rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"

@@ -369,6 +369,10 @@ WALLET_EXCHANGE_RETENTION_DAYS = env.int("WALLET_EXCHANGE_RETENTION_DAYS", defau
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 #: The bearer token a Prometheus scraper sends to GET /metrics; empty: the endpoint is off (404).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+#: A Celery worker serves its own counters (its tasks, the wallet calls they make) at
+#: http://WORKER_METRICS_HOST:WORKER_METRICS_PORT/metrics to the same scraper; 0: off.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_HOST = env.str("WORKER_METRICS_HOST", default="0.0.0.0")  # noqa: S104 - a pod's own address
 #: Unhandled errors are reported to Sentry when set (isv_platform/error_tracking.py).
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 if SENTRY_DSN:

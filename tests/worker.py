@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,10 +21,15 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: The token the worker's metrics server asks for (deploy/README.md, "Metrics and logs").
+METRICS_TOKEN = "worker-scrape-51d2"
+
+
 @dataclasses.dataclass
 class Worker:
     process: subprocess.Popen
     log: Path
+    metrics_url: str
 
     def children(self) -> list[int]:
         """The pool processes (where tasks run)."""
@@ -42,14 +48,23 @@ def _database_url() -> str:
 
 @pytest.fixture
 def celery_worker(live_server, settings, transactional_db, tmp_path):
-    """One worker process on the ``callbacks`` queue (prefork, two children), stopped after the test."""
+    """One worker process on the ``callbacks`` queue (prefork, two children) that serves its metrics on a
+    port of its own, stopped after the test."""
     log = tmp_path / "worker.log"
+    (tmp_path / "metrics").mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "PUBLIC_BASE_URL": live_server.url,
         "DJANGO_SETTINGS_MODULE": "isv_platform.settings",
+        "METRICS_TOKEN": METRICS_TOKEN,
+        "WORKER_METRICS_HOST": "127.0.0.1",
+        "WORKER_METRICS_PORT": str(metrics_port),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     command = [sys.executable, "-m", "celery", "--app", "isv_platform", "worker", "--queues", "callbacks"]
     command += ["--concurrency", "2", "--pool", "prefork", "--loglevel", "INFO", "--without-gossip"]
@@ -58,7 +73,7 @@ def celery_worker(live_server, settings, transactional_db, tmp_path):
         process = subprocess.Popen(  # noqa: S603 - the project's own worker command, fixed arguments
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
         )
-    worker = Worker(process=process, log=log)
+    worker = Worker(process=process, log=log, metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")
     deadline = time.monotonic() + 30
     while b" ready." not in log.read_bytes():
         if process.poll() is not None or time.monotonic() > deadline:

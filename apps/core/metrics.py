@@ -7,20 +7,24 @@ and how long the oldest has waited (the notification lag), webhook deliveries re
 reconciliation discrepancies still open, and the depth of each Celery queue.
 
 Under gunicorn with several workers set ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess
-mode, an empty directory per host) so that the counters add up across them; Celery workers count the wallet
-calls they make into the same directory when they share the host (README, "Metrics").
+mode, an empty directory per host) so that the counters add up across them. A Celery worker on any host
+serves its own counters (tasks finished, wallet calls made) when ``WORKER_METRICS_PORT`` is set, its pool
+processes' included through the same multiprocess directory (README, "Metrics").
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import threading
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 HTTP_REQUESTS = Counter(
@@ -42,6 +46,12 @@ WALLET_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30),
 )
 
+CELERY_TASKS = Counter(
+    "isv_celery_tasks_total",
+    "Celery tasks that finished, by task and state (SUCCESS, FAILURE, RETRY, …).",
+    ["task", "state"],
+)
+
 #: The queues workers consume (``Procfile``, deploy/): their depth is read from the broker when scraped.
 QUEUES = ("default", "callbacks", "wallet", "webhooks", "reconciliation")
 
@@ -51,6 +61,10 @@ logger = logging.getLogger(__name__)
 def request_answered(*, route: str, method: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(route, method, str(status)).inc()
     HTTP_SECONDS.labels(route).observe(seconds)
+
+
+def task_finished(*, task: str, state: str) -> None:
+    CELERY_TASKS.labels(task, state).inc()
 
 
 def wallet_call_made(*, operation: str, result_status: str, result_code: str, error: bool, seconds: float) -> None:
@@ -157,12 +171,52 @@ _state = CollectorRegistry(auto_describe=False)
 _state.register(PlatformState())
 
 
-def exposition() -> bytes:
-    """The text exposition of every metric: this process's counters (or, in multiprocess mode, all the
-    processes'), then the platform's state."""
+def counted_exposition() -> bytes:
+    """This process's counters or, in multiprocess mode, all the processes' of the directory."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         counted = CollectorRegistry()
         multiprocess.MultiProcessCollector(counted)
     else:
         from prometheus_client import REGISTRY as counted
-    return generate_latest(counted) + generate_latest(_state)
+    return generate_latest(counted)
+
+
+def exposition() -> bytes:
+    """The text exposition of every metric: the counters, then the platform's state."""
+    return counted_exposition() + generate_latest(_state)
+
+
+def token_accepted(authorization: str) -> bool:
+    """Whether an Authorization header carries ``METRICS_TOKEN`` (which must be set)."""
+    token = settings.METRICS_TOKEN
+    return bool(token) and hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
+
+
+def serve_worker_metrics() -> None:
+    """Serve a Celery worker's counters at ``/metrics`` from a thread of its main process (the platform's
+    state is the web's to tell). Its pool processes count into ``PROMETHEUS_MULTIPROC_DIR``, which the
+    entry point sets for a worker that serves metrics."""
+
+    def application(environ, start_response):
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"Not found: the metrics are at /metrics.\n"]
+        if not token_accepted(environ.get("HTTP_AUTHORIZATION", "")):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
+            return [b"Send Authorization: Bearer <METRICS_TOKEN>.\n"]
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [counted_exposition()]
+
+    if not settings.METRICS_TOKEN:
+        logger.warning("WORKER_METRICS_PORT is set but METRICS_TOKEN is not: the worker serves no metrics")
+        return
+    server = make_server(
+        settings.WORKER_METRICS_HOST, settings.WORKER_METRICS_PORT, application, handler_class=_QuietHandler
+    )
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    logger.info("worker metrics at port %s", settings.WORKER_METRICS_PORT)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):
+        """Scrapes are not worth a log line each."""

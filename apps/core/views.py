@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from celery import current_app
@@ -56,11 +55,9 @@ def readyz(request) -> JsonResponse:
 def metrics_view(request) -> HttpResponse:
     """Prometheus metrics for a scraper that sends ``Authorization: Bearer <METRICS_TOKEN>``; without a token
     configured the endpoint does not exist (404)."""
-    token = settings.METRICS_TOKEN
-    if not token:
+    if not settings.METRICS_TOKEN:
         return json_not_found("Metrics are off: set METRICS_TOKEN to serve them.")
-    sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not hmac.compare_digest(sent.encode(), token.encode()):
+    if not metrics.token_accepted(request.headers.get("Authorization", "")):
         body = error_body(
             type="authentication_error",
             code="metrics.invalid_token",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 
+import httpx
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -13,10 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.callbacks.models import InboundNotification, NotificationStatus
 from tests.callbacks.inbox import drain_inbox
+from tests.callbacks.test_exactly_once import _pending_payment, _settled, _signed
 from tests.payments.conftest import shop, wallet  # noqa: F401 - the merchant ready to take payments
 from tests.payments.test_orders import _order
 from tests.sandbox.conftest import join_notifiers
 from tests.superapps.test_client_against_sandbox import _pay_at_cashier
+from tests.worker import METRICS_TOKEN as WORKER_TOKEN
+from tests.worker import celery_worker, wait_for  # noqa: F401 - a real worker that serves its metrics
 
 TOKEN = "scrape-7c1f0e"
 
@@ -25,9 +29,13 @@ def _scrape() -> dict[tuple[str, tuple], float]:
     response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
+    return _samples(response.content.decode())
+
+
+def _samples(text: str) -> dict[tuple[str, tuple], float]:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.content.decode())
+        for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
 
@@ -83,3 +91,27 @@ def test_after_a_payment_the_metrics_tell_what_happened(world, api, shop, settin
     assert _value(after, "isv_notification_lag_seconds") == 0
     assert ("isv_queue_depth", (("queue", "callbacks"),)) in after
     assert ("isv_webhook_deliveries", (("state", "failed"),)) in after
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_worker_serves_the_counts_of_the_tasks_its_pool_processes_ran(
+    world,
+    api,
+    shop,  # noqa: F811
+    wallet,  # noqa: F811
+    celery_worker,  # noqa: F811
+):
+    payment = _pending_payment(api, world)
+    path, body, headers = _signed(wallet, payment, "S")
+    assert httpx.post(f"{wallet.base_url}{path}", content=body, headers=headers).status_code == 200
+    wait_for(_settled, what="the worker to process the notification")
+
+    assert httpx.get(celery_worker.metrics_url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    scraped = httpx.get(celery_worker.metrics_url, headers={"Authorization": f"Bearer {WORKER_TOKEN}"})
+
+    assert scraped.status_code == 200
+    processed = _value(
+        _samples(scraped.text), "isv_celery_tasks_total", task="callbacks.process_notification", state="SUCCESS"
+    )
+    assert processed >= 1  # other test processes may feed the same queue

@@ -163,6 +163,8 @@ def test_every_queue_has_workers_that_scale_on_its_depth(manifests):
         queues = next(item["value"] for item in container["env"] if item["name"] == "WORKER_QUEUES").split(",")
         served |= set(queues)
         assert "livenessProbe" in container, name
+        metrics_port = int(_of_kind(manifests, "ConfigMap")["isv-platform"]["data"]["WORKER_METRICS_PORT"])
+        assert {"name": "metrics", "containerPort": metrics_port} in container["ports"], name  # for a PodMonitor
         [metric] = autoscalers[name]["spec"]["metrics"]
         assert metric["external"]["metric"]["name"] == "isv_queue_depth"
         assert metric["external"]["metric"]["selector"]["matchLabels"]["queue"] in queues
