@@ -223,6 +223,8 @@ def _reference_models_in_order() -> list[type[models.Model]]:
                 if placement(f.related_model) == _R
             )
         ]
+        if not ready:
+            raise ValueError(f"reference tables point at each other in a cycle: {remaining}")
         ordered.extend(ready)
         remaining = [m for m in remaining if m not in ready]
     return ordered
