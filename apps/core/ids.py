@@ -3,8 +3,11 @@
 Integer primary keys never leave the database; ids are time-ordered so their index stays compact.
 """
 
+import functools
 import re
 
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.deconstruct import deconstructible
 from ulid import ULID
@@ -55,3 +58,17 @@ def public_id_field(prefix: str, *, unique: bool = True) -> models.CharField:
         editable=False,
         default=PublicIdFactory(prefix),
     )
+
+
+@functools.cache
+def public_id_fields() -> dict[str, str]:
+    """Each public id prefix and the log field its ids go in (``pay`` → ``payment_id``), read off the models."""
+    fields = {}
+    for model in apps.get_models():
+        try:
+            default = model._meta.get_field("public_id").default
+        except FieldDoesNotExist:
+            continue
+        if isinstance(default, PublicIdFactory):
+            fields[default.prefix] = f"{model._meta.model_name}_id"
+    return fields

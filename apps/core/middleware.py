@@ -9,6 +9,7 @@ from ulid import ULID
 
 from apps.core import metrics, rls
 from apps.core.errors import error_body
+from apps.core.ids import PUBLIC_ID_PATTERN, public_id_fields
 from apps.core.request_context import current_request_id, request_id_var
 
 # A caller's id is reused only if it is short and plain, so it cannot inject into logs or headers.
@@ -55,13 +56,25 @@ class MetricsMiddleware:
         return response
 
 
+_PUBLIC_ID_IN_TEXT = re.compile(rf"\b{PUBLIC_ID_PATTERN}\b")
+
+
 class RequestIdLogFilter(logging.Filter):
-    """Every log line carries the request id and the tenant (ISV and merchant ids) its work is scoped to."""
+    """Every log line carries the request id and the tenant (ISV and merchant ids) its work is scoped to, and
+    each public id its message names as a field of its own (``payment_id``, ``order_id``, ``refund_id``, …)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_request_id()
         scope = rls.current()
         record.isv_id, record.merchant_id = scope.isv_id, scope.merchant_id
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit the format: logging reports it itself
+            return True
+        for public_id in _PUBLIC_ID_IN_TEXT.findall(message):
+            field = public_id_fields().get(public_id.partition("_")[0])
+            if field and not hasattr(record, field):
+                setattr(record, field, public_id)
         return True
 
 

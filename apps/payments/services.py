@@ -385,7 +385,9 @@ def _ask_about(payment: Payment, *, source: str) -> messages.PaymentStatus | Non
             _schedule_next_inquiry(payment)
         return messages.PaymentStatus.PROCESSING
     except WalletUnknownOutcome as unknown:
-        logger.info("inquiry of %s inconclusive: %s", payment.payment_request_id, unknown.reason)
+        logger.info(
+            "inquiry of %s (%s) inconclusive: %s", payment.public_id, payment.payment_request_id, unknown.reason
+        )
         _schedule_next_inquiry(payment)
         return None
     _apply_payment_state(payment=payment, inquiry=inquiry, source=source)
@@ -700,7 +702,9 @@ def _send_refund(refund: Refund) -> Refund:
     except WalletBusinessFailure as failure:
         return _refund_failed(refund=refund, code=failure.result_code, reason=failure.result_message)
     except WalletUnknownOutcome as unknown:
-        logger.warning("refund %s: outcome unknown (%s)", refund.refund_request_id, unknown.reason)
+        logger.warning(
+            "refund %s (%s): outcome unknown (%s)", refund.public_id, refund.refund_request_id, unknown.reason
+        )
         return _schedule_refund_inquiry(refund)
     return _refund_succeeded(refund=refund, wallet_refund_id=wallet_refund_id, source="wallet_response")
 
