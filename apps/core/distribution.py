@@ -238,19 +238,8 @@ def _qn(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def distribution_plan(*, citus: bool, distributed_already: frozenset[str] = frozenset()) -> list[Step]:
-    """Every statement that makes this database's schema Citus-shaped and, with ``citus``, distributes it.
-
-    1. Foreign keys onto distributed tables are dropped: they name ``id`` alone, which stops being unique.
-    2. Each distributed table's primary key becomes ``(merchant_id, id)``, as Citus requires.
-    3. Reference tables are copied to every worker; distributed tables are sharded on ``merchant_id``, all
-       co-located with ``payments_order`` (Citus only).
-    4. The foreign keys among distributed tables come back as ``(merchant_id, …_id)`` pairs, which also keep
-       a row from pointing at another merchant's. Those in ``UNENFORCED_ON_CITUS`` do not.
-
-    Reads the live catalog, so that a second run does only what is left.
-    """
-    tables = distributed_tables()
+def _constraints() -> list[tuple[str, str, str, str, list[str]]]:
+    """Primary and foreign keys of the public schema: table, name, referenced table, kind, columns."""
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT c.conrelid::regclass::text, c.conname, c.confrelid::regclass::text, c.contype,
@@ -260,7 +249,21 @@ def distribution_plan(*, citus: bool, distributed_already: frozenset[str] = froz
                FROM pg_constraint c
                WHERE c.contype IN ('f', 'p') AND c.connamespace = 'public'::regnamespace"""
         )
-        constraints = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def prepare_plan() -> list[Step]:
+    """The statements that make this database's schema Citus-shaped, on plain PostgreSQL too:
+
+    1. Foreign keys onto distributed tables that name ``id`` alone are dropped: it stops being unique.
+       Those in ``UNENFORCED_ON_CITUS`` stay dropped.
+    2. Each distributed table's primary key becomes ``(merchant_id, id)``, as Citus requires.
+    3. The foreign keys among distributed tables come back as ``(merchant_id, …_id)`` pairs, which also keep
+       a row from pointing at another merchant's.
+
+    Reads the live catalog: empty once the schema is prepared.
+    """
+    tables, constraints = distributed_tables(), _constraints()
     steps: list[Step] = []
     for table, name, target, kind, columns in constraints:
         if kind == "f" and target in tables and DISTRIBUTION_COLUMN not in columns:
@@ -276,37 +279,59 @@ def distribution_plan(*, citus: bool, distributed_already: frozenset[str] = froz
                     f"{table}'s key must include {DISTRIBUTION_COLUMN}",
                 )
             )
-    if citus:
-        for model in _reference_models_in_order():
-            table = model._meta.db_table
-            if table not in distributed_already:
-                steps.append(Step(f"SELECT create_reference_table('{table}')", f"{table} is shared", on_citus=True))
-        anchor = "payments_order"
-        for table in sorted(tables, key=lambda t: (t != anchor, t)):
-            if table not in distributed_already:
-                colocate = "'none'" if table == anchor else f"'{anchor}'"
-                steps.append(
-                    Step(
-                        f"SELECT create_distributed_table('{table}', '{DISTRIBUTION_COLUMN}', "
-                        f"colocate_with => {colocate})",
-                        f"{table} is merchant-owned",
-                        on_citus=True,
-                    )
-                )
     existing = {name for _table, name, *_rest in constraints}
+    steps.extend(step for name, step in _merchant_foreign_keys() if name not in existing)
+    return steps
+
+
+def citus_plan(distributed_already: frozenset[str]) -> list[Step]:
+    """On a prepared schema, the statements that distribute it (Citus's functions, ``on_citus``).
+
+    Citus shards a table only when every table it points at is already distributed or a reference table, so
+    the merchant pairs of foreign keys are dropped first and restored once all are sharded. Reference tables
+    go first, each after those it points at; distributed tables are co-located with ``payments_order``.
+    Empty once every table is in place.
+    """
+    pending = distributed_tables() - distributed_already
+    if not pending:
+        return []
+    tables = distributed_tables()
+    steps = [
+        Step(f"ALTER TABLE {_qn(table)} DROP CONSTRAINT {_qn(name)}", f"{table} → {target}, until both are sharded")
+        for table, name, target, kind, columns in _constraints()
+        if kind == "f" and table in tables and target in tables and DISTRIBUTION_COLUMN in columns
+    ]
+    for model in _reference_models_in_order():
+        table = model._meta.db_table
+        if table not in distributed_already:
+            steps.append(Step(f"SELECT create_reference_table('{table}')", f"{table} is shared", on_citus=True))
+    anchor = "payments_order"
+    for table in sorted(pending, key=lambda t: (t != anchor, t)):
+        colocate = "'none'" if table == anchor else f"'{anchor}'"
+        steps.append(
+            Step(
+                f"SELECT create_distributed_table('{table}', '{DISTRIBUTION_COLUMN}', colocate_with => {colocate})",
+                f"{table} is merchant-owned",
+                on_citus=True,
+            )
+        )
+    steps.extend(step for _name, step in _merchant_foreign_keys())
+    return steps
+
+
+def _merchant_foreign_keys() -> list[tuple[str, Step]]:
+    """Each link between distributed tables as a ``(merchant_id, …_id)`` foreign key, with its name."""
+    keys = []
     for model in _models_placed(_D):
         for field in _relations(model):
             if not isinstance(field, _MerchantJoin):
                 continue
             table, target = model._meta.db_table, field.related_model._meta.db_table
             name = f"{table}_{field.column}_merchant_fk"[:63]
-            if name not in existing:
-                steps.append(
-                    Step(
-                        f"ALTER TABLE {_qn(table)} ADD CONSTRAINT {_qn(name)} FOREIGN KEY "
-                        f"({_qn(DISTRIBUTION_COLUMN)}, {_qn(field.column)}) REFERENCES {_qn(target)} "
-                        f"({_qn(DISTRIBUTION_COLUMN)}, {_qn('id')}) DEFERRABLE INITIALLY DEFERRED",
-                        f"{model._meta.label}.{field.name} within one merchant",
-                    )
-                )
-    return steps
+            sql = (
+                f"ALTER TABLE {_qn(table)} ADD CONSTRAINT {_qn(name)} FOREIGN KEY "
+                f"({_qn(DISTRIBUTION_COLUMN)}, {_qn(field.column)}) REFERENCES {_qn(target)} "
+                f"({_qn(DISTRIBUTION_COLUMN)}, {_qn('id')}) DEFERRABLE INITIALLY DEFERRED"
+            )
+            keys.append((name, Step(sql, f"{model._meta.label}.{field.name} within one merchant")))
+    return keys

@@ -60,39 +60,58 @@ def _move(payment: Payment, *, to: Order) -> None:
 
 
 @pytest.mark.django_db
-def test_without_citus_it_says_what_to_do():
-    expected = "CREATE EXTENSION citus" if connection.vendor == "postgresql" else "Citus runs on PostgreSQL"
-    with pytest.raises(CommandError, match=expected):
+def test_it_needs_postgresql():
+    if connection.vendor == "postgresql":
+        pytest.skip("this database is PostgreSQL")
+    with pytest.raises(CommandError, match="Citus runs on PostgreSQL"):
         _run()
 
 
 @pytest.mark.postgres
-def test_sql_prints_the_whole_move_and_changes_nothing(world):
+def test_it_asks_for_the_pre_flight_then_for_citus(world):
+    with pytest.raises(CommandError, match="Run citus_distribute --prepare first"):
+        _run()
+    _run("--prepare")
+    with pytest.raises(CommandError, match="CREATE EXTENSION citus"):
+        _run()
+
+
+@pytest.mark.postgres
+def test_sql_prints_the_move_and_changes_nothing(world):
     before = _keys()
 
-    sql = _run("--sql", "--worker", "worker-1", "--worker", "worker-2:5433")
+    unprepared = _run("--sql")
+
+    assert 'ADD PRIMARY KEY ("merchant_id", "id")' in unprepared
+    assert "run --prepare, then --sql again" in unprepared
+    assert _keys() == before
+
+    _run("--prepare")
+    sql = _run("--sql", "--coordinator", "coordinator", "--worker", "worker-1", "--worker", "worker-2:5433")
 
     assert "SELECT citus_add_node('worker-2', 5433);" in sql
     assert "SELECT create_reference_table('merchants_merchant');" in sql
     assert "create_distributed_table('payments_order', 'merchant_id', colocate_with => 'none')" in sql
     for table in distributed_tables() - {"payments_order"}:
         assert f"create_distributed_table('{table}', 'merchant_id', colocate_with => 'payments_order')" in sql
-    assert sql.index("create_reference_table('merchants_isv')") < sql.index(
-        "create_reference_table('merchants_merchant')"
-    )
-    assert _keys() == before
+    isv, merchant = (sql.index(f"create_reference_table('merchants_{t}')") for t in ("isv", "merchant"))
+    assert isv < merchant  # each reference table after those it points at
+    # The merchant pairs of foreign keys make way while the tables are sharded, and come back after.
+    drop = sql.index('ALTER TABLE "payments_refund" DROP CONSTRAINT "payments_refund_payment_id_merchant_fk"')
+    add = sql.index('ALTER TABLE "payments_refund" ADD CONSTRAINT "payments_refund_payment_id_merchant_fk"')
+    assert drop < sql.index("create_distributed_table") < add
 
 
 @pytest.mark.postgres
 def test_prepare_keeps_every_row_within_its_merchant(world):
     assert set(map(tuple, _keys().values())) == {("id",)}
 
-    assert "Done:" in _run("--prepare")
+    assert "Prepared:" in _run("--prepare")
 
     assert set(map(tuple, _keys().values())) == {("merchant_id", "id")}
     assert ("payments_refund", "payments_payment") in _composite_foreign_keys()
     assert ("webhooks_webhookdelivery", "webhooks_webhookdelivery") in _composite_foreign_keys()
-    assert "Done: 0 statements" in _run("--prepare")  # nothing left to do
+    assert "Prepared: 0 statements" in _run("--prepare")  # nothing left to do
     # The ORM works as before on the widened keys …
     payment, foreign = _payment_and_foreign_order()
     assert Payment.objects.unscoped().select_related("order").get(pk=payment.pk).order == payment.order

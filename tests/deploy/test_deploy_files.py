@@ -76,9 +76,12 @@ def test_the_citus_variant_distributes_after_the_migration_and_before_anything_r
         assert citus[worker]["image"] == citus["postgres"]["image"]
         assert "healthcheck" in citus[worker]
         assert citus["migrate"]["depends_on"][worker] == {"condition": "service_healthy"}
-    command = citus["distribute"]["command"]
-    assert command[:3] == ["python", "manage.py", "citus_distribute"]
-    assert {f"--worker={worker}" for worker in workers} <= set(command)
+    shell, flag, script = citus["distribute"]["command"]
+    assert (shell, flag) == ("sh", "-c")
+    prepare, distribute = script.split(" && ")
+    assert prepare == "python manage.py citus_distribute --prepare"
+    assert distribute.startswith("python manage.py citus_distribute --coordinator=postgres ")
+    assert {f"--worker={worker}" for worker in workers} <= set(distribute.split())
     assert citus["distribute"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     for name, service in services.items():
         if service.get("build") and name != "migrate":
