@@ -238,7 +238,7 @@ def _qn(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _constraints() -> list[tuple[str, str, str, str, list[str]]]:
+def key_constraints() -> list[tuple[str, str, str, str, list[str]]]:
     """Primary and foreign keys of the public schema: table, name, referenced table, kind, columns."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -263,7 +263,7 @@ def prepare_plan() -> list[Step]:
 
     Reads the live catalog: empty once the schema is prepared.
     """
-    tables, constraints = distributed_tables(), _constraints()
+    tables, constraints = distributed_tables(), key_constraints()
     steps: list[Step] = []
     for table, name, target, kind, columns in constraints:
         if kind == "f" and target in tables and DISTRIBUTION_COLUMN not in columns:
@@ -298,7 +298,7 @@ def citus_plan(distributed_already: frozenset[str]) -> list[Step]:
     tables = distributed_tables()
     steps = [
         Step(f"ALTER TABLE {_qn(table)} DROP CONSTRAINT {_qn(name)}", f"{table} → {target}, until both are sharded")
-        for table, name, target, kind, columns in _constraints()
+        for table, name, target, kind, columns in key_constraints()
         if kind == "f" and table in tables and target in tables and DISTRIBUTION_COLUMN in columns
     ]
     for model in _reference_models_in_order():

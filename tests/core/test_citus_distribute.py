@@ -11,28 +11,25 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
-from apps.core.distribution import distributed_tables
+from apps.core.distribution import distributed_tables, key_constraints
 from apps.payments.models import Order, Payment
 
 
 def _keys() -> dict[str, list[str]]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """SELECT c.conrelid::regclass::text,
-                      array(SELECT attname FROM pg_attribute a WHERE a.attrelid = c.conrelid
-                            AND a.attnum = ANY (c.conkey) ORDER BY array_position(c.conkey, a.attnum))
-               FROM pg_constraint c WHERE c.contype = 'p'"""
-        )
-        return {table: columns for table, columns in cursor.fetchall() if table in distributed_tables()}
+    """Each distributed table's primary key columns."""
+    tables = distributed_tables()
+    return {
+        table: columns for table, _name, _target, kind, columns in key_constraints() if kind == "p" and table in tables
+    }
 
 
 def _composite_foreign_keys() -> set[tuple[str, str]]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint "
-            "WHERE contype = 'f' AND array_length(conkey, 1) = 2"
-        )
-        return set(cursor.fetchall())
+    """(table, referenced table) of each two-column foreign key."""
+    return {
+        (table, target)
+        for table, _name, target, kind, columns in key_constraints()
+        if kind == "f" and len(columns) == 2
+    }
 
 
 def _run(*args: str) -> str:
